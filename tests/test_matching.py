@@ -57,9 +57,7 @@ def _reference(y_true: np.ndarray, y_pred: np.ndarray, thresholds: tuple[float, 
         y_pred = y_pred.astype(np.uint8)
     if max(int(y_true.max(initial=0)), int(y_pred.max(initial=0))) > 100_000:
         y_true, y_pred = _sequential_for_stardist(y_true), _sequential_for_stardist(y_pred)
-    return list(
-        stardist_matching.matching(y_true, y_pred, thresh=thresholds, report_matches=True)
-    )
+    return list(stardist_matching.matching(y_true, y_pred, thresh=thresholds, report_matches=True))
 
 
 def _assert_same(ours: MatchingStats, ref) -> None:
@@ -68,8 +66,9 @@ def _assert_same(ours: MatchingStats, ref) -> None:
     for name in INT_FIELDS:
         assert getattr(ours, name) == ref_dict[name], name
     for name in FLOAT_FIELDS:
-        np.testing.assert_allclose(getattr(ours, name), ref_dict[name], rtol=0, atol=1e-12,
-                                   err_msg=name)
+        np.testing.assert_allclose(
+            getattr(ours, name), ref_dict[name], rtol=0, atol=1e-12, err_msg=name
+        )
     # stardist sums the float32 scores of its true positives in true-label order.
     ref_scores = np.array(ref.matched_scores, np.float32)[list(ref.matched_tps)]
     ref_sum = float(np.sum(ref_scores)) if len(ref.matched_pairs) else 0.0
@@ -237,8 +236,9 @@ def test_parity_huge_label_ids(nuclei):
     pred = _perturbed(nuclei, 4).astype(np.uint64)
     pred[pred > 0] += np.uint64(2**40)
     ours = match_labels_at(nuclei, pred, iou_thresholds=THRESHOLDS)
-    ref = stardist_matching.matching(nuclei, _sequential_for_stardist(pred), thresh=THRESHOLDS,
-                                     report_matches=True)
+    ref = stardist_matching.matching(
+        nuclei, _sequential_for_stardist(pred), thresh=THRESHOLDS, report_matches=True
+    )
     for o, r in zip(ours, ref, strict=True):
         _assert_same(o, r)
 
@@ -337,20 +337,27 @@ def test_parity_many_exact_ties_sum_order(seed):
 
 def test_pool_matches_matching_dataset(nuclei):
     trues = [nuclei, nuclei[:256], np.zeros((20, 20), np.uint16), nuclei]
-    preds = [_perturbed(nuclei, 6), _perturbed(nuclei, 7)[:256], np.zeros((20, 20), np.int64),
-             np.zeros_like(nuclei)]
-    per_image = [match_labels_at(t, p, iou_thresholds=THRESHOLDS) for t, p in
-                 zip(trues, preds, strict=True)]
-    ref = stardist_matching.matching_dataset(trues, preds, thresh=THRESHOLDS, by_image=False,
-                                             show_progress=False)
+    preds = [
+        _perturbed(nuclei, 6),
+        _perturbed(nuclei, 7)[:256],
+        np.zeros((20, 20), np.int64),
+        np.zeros_like(nuclei),
+    ]
+    per_image = [
+        match_labels_at(t, p, iou_thresholds=THRESHOLDS) for t, p in zip(trues, preds, strict=True)
+    ]
+    ref = stardist_matching.matching_dataset(
+        trues, preds, thresh=THRESHOLDS, by_image=False, show_progress=False
+    )
     for k, r in enumerate(ref):
         pooled = pool_matching([stats[k] for stats in per_image])
         assert pooled.iou_threshold == r.thresh
         for name in INT_FIELDS:
             assert getattr(pooled, name) == getattr(r, name), name
         for name in FLOAT_FIELDS:
-            np.testing.assert_allclose(getattr(pooled, name), getattr(r, name), rtol=0,
-                                       atol=1e-12, err_msg=name)
+            np.testing.assert_allclose(
+                getattr(pooled, name), getattr(r, name), rtol=0, atol=1e-12, err_msg=name
+            )
 
 
 def test_pool_single_image_is_identity(nuclei):
@@ -376,10 +383,17 @@ def test_other_non_integer_dtypes_are_refused(bad):
         check_label_image(bad, role="prediction")
 
 
+def test_non_array_is_refused():
+    with pytest.raises(LabelImageError, match=r"ground truth must be a numpy array.*got list"):
+        match_labels([[0, 1]], np.zeros((1, 2), np.uint8))
+
+
 def test_negative_labels_are_refused():
     y = np.zeros((4, 4), np.int32)
     y[0, 0] = -3
-    with pytest.raises(LabelImageError, match=r"prediction contains negative labels \(minimum -3\)"):
+    with pytest.raises(
+        LabelImageError, match=r"prediction contains negative labels \(minimum -3\)"
+    ):
         match_labels(np.zeros((4, 4), np.int32), y)
 
 

@@ -210,12 +210,16 @@ def match_labels_at(
     Pairs that do not overlap cost 0, so the problem splits into the connected
     components of the overlap graph. Where the pairs with IoU >= thr already form a
     matching (no object in two of them), every optimal assignment contains exactly those
-    pairs, so no solver is needed; this always holds for thr > 0.5 (an object has at most
-    one partner with IoU > 0.5). Only components where such pairs conflict are solved,
+    pairs, so no solver is needed; this always holds when thr, compared in float32 as
+    stardist does, exceeds 0.5 (an object has at most one partner with IoU > 0.5).
+    Only components where such pairs conflict are solved,
     each with :func:`scipy.optimize.linear_sum_assignment` on its small dense block with
-    stardist's cost values. Where several assignments are exactly equally good, the
-    component solver may pick a different one than stardist's global solver; ``tp`` is
-    the same, and so is the matched-score sum up to float32 summation order.
+    stardist's cost values, rows and columns kept in label order. Where several
+    assignments are exactly equally good (e.g. an object split into two exact halves),
+    which one wins moves a 0.5 within the float32 sum; the component solver has picked
+    the same one as stardist's global solver in every case tested, but that is observed,
+    not proven. A single conflicting component spanning most objects would be solved as
+    one dense block, as stardist does.
 
     A zero-size image gives zero objects (stardist raises on it).
 
@@ -231,13 +235,13 @@ def match_labels_at(
     for thr in thresholds:
         if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
             raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
+    y_true = check_label_image(y_true, role="ground truth")
+    y_pred = check_label_image(y_pred, role="prediction")
     if y_true.shape != y_pred.shape:
         raise LabelImageError(
             f"ground truth has shape {y_true.shape} but prediction has shape "
             f"{y_pred.shape}; they must be the same"
         )
-    y_true = check_label_image(y_true, role="ground truth")
-    y_pred = check_label_image(y_pred, role="prediction")
 
     overlaps = _overlaps(y_true, y_pred)
     components: list[np.ndarray] = []  # computed once, only if a threshold needs them
@@ -276,9 +280,7 @@ def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
         raise ValueError("pool_matching needs at least one MatchingStats, got none")
     thresholds = sorted({s.iou_threshold for s in stats})
     if len(thresholds) > 1:
-        raise ValueError(
-            f"pool_matching needs statistics at one IoU threshold, got {thresholds}"
-        )
+        raise ValueError(f"pool_matching needs statistics at one IoU threshold, got {thresholds}")
     tp = sum(s.tp for s in stats)
     fp = sum(s.fp for s in stats)
     fn = sum(s.fn for s in stats)
@@ -287,8 +289,15 @@ def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
     sum_matched: Any = 0
     for s in stats:
         sum_matched = sum_matched + np.float32(s.mean_true_score) * s.n_true
-    return _stats(thresholds[0], tp=tp, fp=fp, fn=fn, n_true=n_true, n_pred=n_pred,
-                  sum_matched_score=sum_matched)
+    return _stats(
+        thresholds[0],
+        tp=tp,
+        fp=fp,
+        fn=fn,
+        n_true=n_true,
+        n_pred=n_pred,
+        sum_matched_score=sum_matched,
+    )
 
 
 def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int]:
@@ -344,8 +353,9 @@ def _match_at(overlaps: _Overlaps, thr: float, components: list[np.ndarray]) -> 
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     if n_matched == 0:
-        return _stats(thr, tp=0, fp=n_pred, fn=n_true, n_true=n_true, n_pred=n_pred,
-                      sum_matched_score=0.0)
+        return _stats(
+            thr, tp=0, fp=n_pred, fn=n_true, n_true=n_true, n_pred=n_pred, sum_matched_score=0.0
+        )
     # float32 scores against a Python float compare in float32, as in stardist.
     ok = overlaps.scores >= thr
     ok_true, ok_pred = overlaps.true_index[ok], overlaps.pred_index[ok]
@@ -358,8 +368,15 @@ def _match_at(overlaps: _Overlaps, thr: float, components: list[np.ndarray]) -> 
     tp = len(matched)
     # np.sum of a contiguous float32 array in true-label order, as stardist sums it.
     sum_matched = np.sum(np.ascontiguousarray(matched, dtype=np.float32))
-    return _stats(thr, tp=tp, fp=n_pred - tp, fn=n_true - tp, n_true=n_true,
-                  n_pred=n_pred, sum_matched_score=sum_matched)
+    return _stats(
+        thr,
+        tp=tp,
+        fp=n_pred - tp,
+        fn=n_true - tp,
+        n_true=n_true,
+        n_pred=n_pred,
+        sum_matched_score=sum_matched,
+    )
 
 
 def _repeated(index: np.ndarray, n: int) -> np.ndarray:
