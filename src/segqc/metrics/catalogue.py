@@ -1,0 +1,80 @@
+"""The metrics segqc knows, in the order of ZeroCostDL4Mic's QC table.
+
+One entry per metric: the key used in ``thresholds.yaml``, ``summary.json`` and JUnit
+properties; the column name of ZeroCostDL4Mic's ``QC_metrics_*.csv``; whether it is a
+ratio in [0, 1] or a count; and one line a person can read in the report.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+__all__ = ["METRICS", "METRIC_KEYS", "MetricSpec", "metric_spec"]
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """Description of one metric.
+
+    Attributes
+    ----------
+    key : str
+        Name used in thresholds.yaml, summary.json and JUnit properties.
+    csv_column : str
+        Column header in metrics.csv (ZeroCostDL4Mic's wording).
+    kind : {"ratio", "count"}
+        Ratios lie in [0, 1] (higher is better); counts are non-negative integers.
+    description : str
+        One line shown in the report and the README.
+    """
+
+    key: str
+    csv_column: str
+    kind: Literal["ratio", "count"]
+    description: str
+
+
+METRICS: tuple[MetricSpec, ...] = (
+    MetricSpec(
+        "pixel_iou",
+        "Prediction v. GT Intersection over Union",
+        "ratio",
+        "foreground pixels in both masks / foreground pixels in either (whole image)",
+    ),
+    MetricSpec("fp", "false positive", "count", "predicted objects without a match (n_pred - tp)"),
+    MetricSpec(
+        "tp", "true positive", "count", "predicted objects matching a GT object at IoU >= t"
+    ),
+    MetricSpec("fn", "false negative", "count", "GT objects without a match (n_true - tp)"),
+    MetricSpec("precision", "precision", "ratio", "tp / (tp + fp)"),
+    MetricSpec("recall", "recall", "ratio", "tp / (tp + fn)"),
+    MetricSpec("accuracy", "accuracy", "ratio", "tp / (tp + fp + fn)"),
+    MetricSpec("f1", "f1 score", "ratio", "2 tp / (2 tp + fp + fn)"),
+    MetricSpec("n_true", "n_true", "count", "number of objects in the ground truth"),
+    MetricSpec("n_pred", "n_pred", "count", "number of objects in the prediction"),
+    MetricSpec(
+        "mean_true_score",
+        "mean_true_score",
+        "ratio",
+        "sum of matched IoUs / n_true (unmatched GT objects count as 0)",
+    ),
+    MetricSpec(
+        "mean_matched_score", "mean_matched_score", "ratio", "mean IoU of the matched pairs"
+    ),
+    MetricSpec(
+        "panoptic_quality",
+        "panoptic_quality",
+        "ratio",
+        "sum of matched IoUs / (tp + fp/2 + fn/2)",
+    ),
+)
+
+METRIC_KEYS: tuple[str, ...] = tuple(spec.key for spec in METRICS)
+
+_BY_KEY = {spec.key: spec for spec in METRICS}
+
+
+def metric_spec(key: str) -> MetricSpec:
+    """Return the :class:`MetricSpec` of ``key`` (KeyError if segqc has no such metric)."""
+    return _BY_KEY[key]
