@@ -1,0 +1,274 @@
+"""Turn QC source images into predicted label images.
+
+Two sources of predictions, one interface (:class:`Predictor`):
+
+* :class:`StarDistPredictor` loads a StarDist2D/3D model folder and predicts, the way
+  ZeroCostDL4Mic's QC does: percentile normalisation (1, 99.8) per channel, the model's
+  thresholds.json unless overridden, automatic ``n_tiles`` for large images. TensorFlow
+  is imported only when the first image is predicted.
+* :class:`PredictionsFolder` reads label images another tool already produced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from segqc.images import read_tiff
+from segqc.model_folder import STARDIST_DEFAULT_THRESHOLDS, ModelFolder
+from segqc.pairing import QcPair
+from segqc.thresholds import PredictionSettings
+
+__all__ = [
+    "DeviceError",
+    "ImageInputError",
+    "PredictionParameters",
+    "PredictionsFolder",
+    "Predictor",
+    "StarDistPredictor",
+    "prepare_input",
+    "resolve_parameters",
+]
+
+Device = Literal["auto", "cpu", "gpu"]
+
+
+class ImageInputError(ValueError):
+    """A source image cannot be fed to the model (wrong dimensions, channels, NaN...)."""
+
+
+class DeviceError(RuntimeError):
+    """The requested device is not available."""
+
+
+@dataclass(frozen=True)
+class PredictionParameters:
+    """StarDist's post-processing thresholds and where each value came from."""
+
+    prob_thresh: float
+    nms_thresh: float
+    source: str
+
+
+def resolve_parameters(folder: ModelFolder, settings: PredictionSettings) -> PredictionParameters:
+    """Choose prob/nms thresholds: thresholds.yaml, else thresholds.json, else StarDist's.
+
+    Parameters
+    ----------
+    folder : ModelFolder
+        The inspected model folder.
+    settings : PredictionSettings
+        The ``prediction:`` section of thresholds.yaml (``None`` means "not set").
+
+    Returns
+    -------
+    PredictionParameters
+    """
+    model_values = folder.thresholds or STARDIST_DEFAULT_THRESHOLDS
+    model_source = (
+        "model thresholds.json"
+        if folder.thresholds
+        else "StarDist defaults (the model folder has no thresholds.json)"
+    )
+    prob = settings.prob_thresh
+    nms = settings.nms_thresh
+    sources = {
+        "prob": "thresholds.yaml" if prob is not None else model_source,
+        "nms": "thresholds.yaml" if nms is not None else model_source,
+    }
+    source = (
+        sources["prob"]
+        if sources["prob"] == sources["nms"]
+        else f"prob from {sources['prob']}, nms from {sources['nms']}"
+    )
+    return PredictionParameters(
+        prob_thresh=prob if prob is not None else model_values["prob"],
+        nms_thresh=nms if nms is not None else model_values["nms"],
+        source=source,
+    )
+
+
+def prepare_input(image: np.ndarray, *, n_dim: int, n_channel_in: int) -> np.ndarray:
+    """Check an image against the model and normalise it like StarDist training.
+
+    Parameters
+    ----------
+    image : np.ndarray
+        ``(Y, X)`` / ``(Z, Y, X)`` for single-channel models, with a trailing channel
+        axis ``(..., C)`` for multi-channel models.
+    n_dim, n_channel_in : int
+        From the model's config.json.
+
+    Returns
+    -------
+    np.ndarray
+        float32, each channel scaled so its 1st/99.8th percentiles map to 0/1
+        (``csbdeep.utils.normalize(image, 1, 99.8, axis=spatial_axes)``).
+
+    Raises
+    ------
+    ImageInputError
+        Dimensions or channels do not fit the model, or the image has NaN/inf pixels.
+    """
+    from csbdeep.utils import normalize  # light: numpy only, no TensorFlow
+
+    expected_ndim = n_dim if n_channel_in == 1 else n_dim + 1
+    if n_channel_in == 1 and image.ndim == n_dim + 1 and image.shape[-1] == 1:
+        image = image[..., 0]
+    axes = "ZYX"[-n_dim:] + ("C" if n_channel_in > 1 else "")
+    if image.ndim != expected_ndim or (n_channel_in > 1 and image.shape[-1] != n_channel_in):
+        raise ImageInputError(
+            f"image has shape {image.shape}, but the {n_dim}D model expects axes {axes}"
+            f" with {n_channel_in} channel{'s' if n_channel_in > 1 else ''}"
+        )
+    if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
+        raise ImageInputError(f"image has dtype {image.dtype}; expected real numbers")
+    if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
+        raise ImageInputError("image contains NaN or infinite pixels; fix or mask them first")
+    spatial_axes = tuple(range(n_dim))
+    return np.asarray(normalize(image, 1, 99.8, axis=spatial_axes), dtype=np.float32)
+
+
+class Predictor(Protocol):
+    """Anything that yields a predicted label image for a QC pair."""
+
+    def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:
+        """Return the predicted labels of ``pair`` (``image``: the source, if needed)."""
+        ...
+
+    @property
+    def needs_source_image(self) -> bool:
+        """Whether :meth:`predict` needs the source image."""
+        ...
+
+    def describe(self) -> dict[str, Any]:
+        """What produced the predictions, for summary.json and the report."""
+        ...
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """Predicted labels plus how they were made (``n_tiles`` is None for folders)."""
+
+    labels: np.ndarray
+    n_tiles: tuple[int, ...] | None = None
+
+
+class PredictionsFolder:
+    """Predictions some other tool wrote, one label TIFF per QC image."""
+
+    needs_source_image = False
+
+    def __init__(self, folder: Path, files: dict[str, Path]) -> None:
+        self.folder = folder
+        self.files = files
+
+    def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:
+        """Read the prediction file of ``pair``."""
+        return PredictionResult(labels=read_tiff(self.files[pair.name]))
+
+    def describe(self) -> dict[str, Any]:
+        """Where the predictions came from."""
+        return {"kind": "predictions folder", "path": str(self.folder)}
+
+
+class StarDistPredictor:
+    """Predict with a StarDist2D/3D model folder; TensorFlow loads on the first call.
+
+    Parameters
+    ----------
+    folder : ModelFolder
+        The inspected model folder.
+    parameters : PredictionParameters
+        prob/nms thresholds to use.
+    device : {"auto", "cpu", "gpu"}
+        ``auto`` uses a GPU when TensorFlow sees one; ``cpu`` hides GPUs;
+        ``gpu`` requires one (:class:`DeviceError` otherwise).
+    """
+
+    needs_source_image = True
+
+    def __init__(
+        self, folder: ModelFolder, parameters: PredictionParameters, *, device: Device = "auto"
+    ) -> None:
+        self.folder = folder
+        self.parameters = parameters
+        self.device = device
+        self.device_name: str | None = None
+        self._model: Any = None
+
+    def load(self) -> None:
+        """Import TensorFlow, pick the device and load the network (idempotent)."""
+        if self._model is not None:
+            return
+        self.device_name = select_device(self.device)
+        from stardist.models import StarDist2D, StarDist3D
+
+        model_class = StarDist2D if self.folder.n_dim == 2 else StarDist3D
+        # StarDist prints which files it loads; segqc reports that itself.
+        with contextlib.redirect_stdout(io.StringIO()):
+            model = model_class(None, name=self.folder.name, basedir=str(self.folder.path.parent))
+            model.load_weights(self.folder.weights.name)
+        self._model = model
+
+    def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:
+        """Normalise ``image`` and predict its instance labels."""
+        if image is None:
+            raise ValueError("StarDistPredictor needs the source image")
+        self.load()
+        normalised = prepare_input(
+            image, n_dim=self.folder.n_dim, n_channel_in=self.folder.n_channel_in
+        )
+        n_tiles = tuple(int(n) for n in self._model._guess_n_tiles(normalised))
+        labels, _ = self._model.predict_instances(
+            normalised,
+            prob_thresh=self.parameters.prob_thresh,
+            nms_thresh=self.parameters.nms_thresh,
+            n_tiles=n_tiles if any(n > 1 for n in n_tiles) else None,
+            show_tile_progress=False,
+            verbose=False,
+        )
+        return PredictionResult(labels=np.asarray(labels), n_tiles=n_tiles)
+
+    def describe(self) -> dict[str, Any]:
+        """Model, weights, thresholds and device."""
+        return {
+            "kind": f"StarDist{self.folder.n_dim}D model",
+            "path": str(self.folder.path),
+            "weights": str(self.folder.weights),
+            "prob_thresh": self.parameters.prob_thresh,
+            "nms_thresh": self.parameters.nms_thresh,
+            "thresholds_source": self.parameters.source,
+            "device": self.device_name,
+        }
+
+
+def select_device(device: Device) -> str:
+    """Import TensorFlow, apply the device choice and describe the device used.
+
+    Raises
+    ------
+    DeviceError
+        ``device="gpu"`` but TensorFlow sees no GPU.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
+    import tensorflow as tf
+
+    gpus = tf.config.list_physical_devices("GPU")
+    if device == "gpu" and not gpus:
+        raise DeviceError(
+            "--device gpu: TensorFlow sees no GPU (check the CUDA install, "
+            "`pip install 'segqc[gpu]'`, or use --device auto/cpu)"
+        )
+    if device == "cpu" or not gpus:
+        if gpus:
+            tf.config.set_visible_devices([], "GPU")
+        return "CPU"
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU ({details.get('device_name', gpus[0].name)})"
