@@ -1,0 +1,141 @@
+"""Write segqc's files safely: to a temporary file first, then renamed into place.
+
+A crash or a full disk therefore never leaves a half-written metrics.csv behind, and
+a second run replaces the previous outputs in one step each.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segqc.metrics.catalogue import METRICS
+
+__all__ = [
+    "OutputError",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "check_writable",
+    "metrics_csv_text",
+    "write_label_image",
+]
+
+CSV_HEADER: tuple[str, ...] = ("image", *(spec.csv_column for spec in METRICS))
+
+
+class OutputError(OSError):
+    """An output could not be written; the message names the file and the reason."""
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure files can be written in it.
+
+    Raises
+    ------
+    OutputError
+        The folder cannot be created or written to.
+    """
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise OutputError(
+            f"{folder}: output folder is not writable ({exc.strerror or exc}); "
+            "choose another with --qc-output"
+        ) from None
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder.
+
+    Raises
+    ------
+    OutputError
+        Writing failed (no space, permission...); ``path`` is left as it was.
+    """
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as handle:
+            tmp_name = handle.name
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        if tmp_name is not None:
+            Path(tmp_name).unlink(missing_ok=True)
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    return path
+
+
+def atomic_write_text(path: Path, text: str) -> Path:
+    """Write UTF-8 text atomically (see :func:`atomic_write_bytes`)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: Path, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` as indented JSON atomically; NaN is written as null."""
+    return atomic_write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_label_image(path: Path, labels: np.ndarray) -> Path:
+    """Save a label image as a compressed TIFF (uint16 if the labels fit, else uint32)."""
+    import tifffile
+
+    dtype = np.uint16 if labels.size == 0 or labels.max() <= np.iinfo(np.uint16).max else np.uint32
+    buffer = io.BytesIO()
+    tifffile.imwrite(buffer, labels.astype(dtype, copy=False), compression="zlib")
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def metrics_csv_text(rows: Iterable[tuple[str, Mapping[str, float]]]) -> str:
+    """ZeroCostDL4Mic's QC metrics table as CSV text.
+
+    Parameters
+    ----------
+    rows : iterable of (image name, values by metric key)
+
+    Returns
+    -------
+    str
+        Header ``image, Prediction v. GT Intersection over Union, false positive, ...``
+        then one row per image; counts as integers, ratios with full precision.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_HEADER)
+    for name, values in rows:
+        writer.writerow(
+            [name]
+            + [
+                int(values[spec.key]) if spec.kind == "count" else repr(float(values[spec.key]))
+                for spec in METRICS
+            ]
+        )
+    return buffer.getvalue()

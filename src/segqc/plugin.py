@@ -1,0 +1,271 @@
+"""The pytest plugin: options, fixtures and hooks. It wires the stages and hands off.
+
+Registered through the ``pytest11`` entry point, so installing segqc is enough. Nothing
+here imports TensorFlow; the model loads only when the first QC image is predicted.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
+from segqc.outputs import OutputError, check_writable
+from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
+from segqc.prediction import (
+    DeviceError,
+    PredictionsFolder,
+    Predictor,
+    StarDistPredictor,
+    resolve_parameters,
+    select_device,
+)
+from segqc.reporting import QcSessionPlugin
+from segqc.session import DatasetOutcome, ImageOutcome, QcRun
+from segqc.thresholds import (
+    LoadedThresholds,
+    ThresholdsError,
+    bundled_thresholds_path,
+    load_thresholds,
+)
+
+__all__ = ["qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
+
+NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
+QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset"})
+
+_PLUGIN = pytest.StashKey[QcSessionPlugin]()
+
+# (option, ini key, help); every option can also be set in [tool.pytest.ini_options].
+_PATH_OPTIONS = (
+    ("--model", "qc_model", "StarDist model folder to test (config.json, weights_best.h5)"),
+    ("--qc-source", "qc_source", "folder of QC source images (.tif/.tiff)"),
+    ("--qc-target", "qc_target", "folder of ground-truth label masks with the same file names"),
+    ("--thresholds", "qc_thresholds", "limits file [default: thresholds.yaml in the rootdir]"),
+    (
+        "--predictions",
+        "qc_predictions",
+        "folder of label images another tool already predicted, used instead of --model "
+        "(TensorFlow is never imported)",
+    ),
+    ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
+     "[default: qc-output]"),
+)  # fmt: skip
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add the ``segqc`` option group and the matching ini keys."""
+    group = parser.getgroup("segqc", "segqc: quality control of segmentation models")
+    for option, ini, help_text in _PATH_OPTIONS:
+        group.addoption(option, dest=ini, metavar="PATH", default=None, help=help_text)
+        parser.addini(ini, f"segqc: {help_text}", default=None)
+    group.addoption(
+        "--device",
+        dest="qc_device",
+        choices=("auto", "cpu", "gpu"),
+        default=None,
+        help="where to predict: auto (a GPU if TensorFlow sees one), cpu or gpu [default: auto]",
+    )
+    parser.addini("qc_device", "segqc: auto, cpu or gpu", default=None)
+
+
+def _path_setting(config: pytest.Config, name: str) -> Path | None:
+    """A path from the command line (relative to the invocation dir) or the ini file."""
+    value = config.getoption(name)
+    if value:
+        return (config.invocation_params.dir / value).resolve()
+    ini_value = config.getini(name)
+    if ini_value:
+        base = config.inipath.parent if config.inipath else config.rootpath
+        return (base / str(ini_value)).resolve()
+    return None
+
+
+def _device_setting(config: pytest.Config) -> str:
+    value = config.getoption("qc_device") or config.getini("qc_device") or "auto"
+    if value not in ("auto", "cpu", "gpu"):
+        raise pytest.UsageError(f"qc_device = {value!r}: must be auto, cpu or gpu")
+    return str(value)
+
+
+def _load_thresholds(config: pytest.Config) -> LoadedThresholds:
+    explicit = _path_setting(config, "qc_thresholds")
+    if explicit is not None:
+        return load_thresholds(explicit)
+    in_rootdir = config.rootpath / "thresholds.yaml"
+    if in_rootdir.is_file():
+        return load_thresholds(in_rootdir)
+    return load_thresholds(bundled_thresholds_path(), is_bundled_default=True)
+
+
+def _make_predictor(
+    config: pytest.Config,
+    loaded: LoadedThresholds,
+    model_dir: Path | None,
+    prediction_files: dict[str, Path] | None,
+    predictions_dir: Path | None,
+) -> tuple[Predictor, ModelFolder | None]:
+    if prediction_files is not None and predictions_dir is not None:
+        return PredictionsFolder(predictions_dir, prediction_files), None
+    assert model_dir is not None
+    folder = inspect_model_folder(model_dir)
+    if importlib.util.find_spec("tensorflow") is None:
+        raise DeviceError(
+            "TensorFlow is not installed, so --model cannot predict; "
+            "pip install 'segqc[cpu]' (or 'segqc[gpu]'), or use --predictions"
+        )
+    device = _device_setting(config)
+    if device == "gpu":
+        select_device("gpu")  # fail now, at configure time, rather than after collection
+    parameters = resolve_parameters(folder, loaded.thresholds.prediction)
+    return StarDistPredictor(folder, parameters, device=device), folder  # type: ignore[arg-type]
+
+
+def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
+    model_dir = _path_setting(config, "qc_model")
+    predictions_dir = _path_setting(config, "qc_predictions")
+    if model_dir is None and predictions_dir is None:
+        return None
+    if model_dir is not None and predictions_dir is not None:
+        raise pytest.UsageError("segqc: give either --model or --predictions, not both")
+    source_dir = _path_setting(config, "qc_source")
+    target_dir = _path_setting(config, "qc_target")
+    if target_dir is None or (source_dir is None and model_dir is not None):
+        raise pytest.UsageError(
+            "segqc: --qc-source and --qc-target are required with --model "
+            "(--qc-target with --predictions), or set qc_source/qc_target in the ini file"
+        )
+    try:
+        loaded = _load_thresholds(config)
+    except ThresholdsError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    output_dir = (
+        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
+    )
+    prediction_files: dict[str, Path] | None = None
+    try:
+        if source_dir is not None:
+            pairing = discover_pairs(source_dir, target_dir)
+            if predictions_dir is not None:
+                prediction_files = find_prediction_files(pairing.pairs, predictions_dir)
+        else:  # --predictions without source images: pair predictions with targets
+            assert predictions_dir is not None
+            found = discover_pairs(predictions_dir, target_dir, source_role="predictions")
+            prediction_files = {p.name: p.source for p in found.pairs if p.source}
+            pairing = QcPairing(
+                pairs=tuple(QcPair(p.name, None, p.target) for p in found.pairs),
+                ignored=found.ignored,
+            )
+        predictor, model_folder = _make_predictor(
+            config, loaded, model_dir, prediction_files, predictions_dir
+        )
+        check_writable(output_dir)
+    except PairingError as exc:
+        lines = "\n".join(f"  - {problem}" for problem in exc.problems)
+        raise pytest.UsageError(f"segqc: cannot pair the QC images:\n{lines}") from None
+    except (ModelFolderError, DeviceError, OutputError) as exc:
+        raise pytest.UsageError(f"segqc: {exc}") from None
+    run = QcRun(
+        pairs=pairing.pairs,
+        thresholds=loaded,
+        predictor=predictor,
+        output_dir=output_dir,
+        model_folder=model_folder,
+    )
+    folders = {"source": source_dir, "target": target_dir, "predictions": predictions_dir}
+    return QcSessionPlugin(
+        config,
+        run=run,
+        ignored=pairing.ignored,
+        folders={k: str(v) for k, v in folders.items() if v is not None},
+        output_dir=output_dir,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Validate options, thresholds, model and QC folders before anything is collected."""
+    config.addinivalue_line(
+        "markers", "segqc: a QC test of segqc (per image, aggregate, loss curve, ...)"
+    )
+    session_plugin = _build_run(config)
+    if session_plugin is not None:
+        config.stash[_PLUGIN] = session_plugin
+        config.pluginmanager.register(session_plugin, "segqc-session")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Unregister the per-session plugin (matters for in-process pytester runs)."""
+    session_plugin = config.stash.get(_PLUGIN, None)
+    if session_plugin is not None:
+        del config.stash[_PLUGIN]
+        config.pluginmanager.unregister(session_plugin)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One test per QC image, with the image's file name as the test id."""
+    if "qc_image" not in metafunc.fixturenames:
+        return
+    session_plugin = metafunc.config.stash.get(_PLUGIN, None)
+    if session_plugin is None:
+        skipped = pytest.param(
+            None, marks=pytest.mark.skip(reason=NOT_ACTIVE_REASON), id="no-model"
+        )
+        metafunc.parametrize("qc_image", [skipped], indirect=True)
+        return
+    pairs = session_plugin.run.pairs
+    metafunc.parametrize("qc_image", pairs, ids=[p.name for p in pairs], indirect=True)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark QC tests (``-m segqc`` selects them; their outcomes go to summary.json)."""
+    for item in items:
+        if isinstance(item, pytest.Function) and QC_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.segqc)
+
+
+@pytest.fixture(scope="session")
+def qc_run(request: pytest.FixtureRequest) -> QcRun:
+    """The session's :class:`~segqc.session.QcRun` (skips the test when segqc is inactive)."""
+    session_plugin = request.config.stash.get(_PLUGIN, None)
+    if session_plugin is None:
+        pytest.skip(NOT_ACTIVE_REASON)
+    return session_plugin.run
+
+
+@pytest.fixture(scope="session")
+def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> dict[str, ImageOutcome]:
+    """Predict and measure every QC image, once per session, showing progress."""
+    from segqc.progress import image_progress
+
+    what = (
+        f"predicting with {qc_run.model_folder.name}"
+        if qc_run.model_folder
+        else "reading predictions"
+    )
+    with image_progress(request.config, total=len(qc_run.pending()), what=what) as on_image:
+        qc_run.evaluate_all(on_image=on_image)
+    return {o.pair.name: o for o in qc_run.outcomes}
+
+
+@pytest.fixture
+def qc_image(
+    request: pytest.FixtureRequest,
+    qc_outcomes: dict[str, ImageOutcome],
+    record_property: Any,
+) -> ImageOutcome:
+    """The outcome of one QC image; its metrics also go to the JUnit XML as properties."""
+    pair: QcPair = request.param
+    outcome = qc_outcomes[pair.name]
+    if outcome.scores is not None:
+        for key, value in outcome.scores.values().items():
+            record_property(key, value)
+    return outcome
+
+
+@pytest.fixture(scope="session")
+def qc_dataset(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> DatasetOutcome:
+    """Pooled and image-mean scores over every evaluated image, judged."""
+    return qc_run.dataset()

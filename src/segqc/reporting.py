@@ -1,0 +1,133 @@
+"""End-of-session reporting: outcome counts, output files and the terminal summary.
+
+:class:`QcSessionPlugin` is registered by :mod:`segqc.plugin` only when a QC run is
+configured, so none of these hooks costs anything in a plain ``pytest`` run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segqc.outputs import OutputError, atomic_write_text, metrics_csv_text, write_json
+from segqc.session import QcRun, iter_verdicts
+
+__all__ = ["QcSessionPlugin"]
+
+
+class QcSessionPlugin:
+    """Per-session hooks of a configured QC run.
+
+    Parameters
+    ----------
+    config : pytest.Config
+    run : QcRun
+        The run whose outcomes are reported.
+    ignored : tuple of Path
+        Files in the QC folders that were not TIFFs.
+    folders : dict
+        QC folders by role, for summary.json.
+    output_dir : Path
+        Where metrics.csv and summary.json go.
+    """
+
+    def __init__(
+        self,
+        config: pytest.Config,
+        *,
+        run: QcRun,
+        ignored: tuple[Path, ...],
+        folders: dict[str, str],
+        output_dir: Path,
+    ) -> None:
+        self.config = config
+        self.run = run
+        self.ignored = ignored
+        self.folders = folders
+        self.output_dir = output_dir
+        self.test_counts: dict[str, int] = {}
+        self.written: list[Path] = []
+        self.write_errors: list[str] = []
+
+    @property
+    def is_worker(self) -> bool:
+        """True in a pytest-xdist worker; outputs are written by the controller only."""
+        return hasattr(self.config, "workerinput")
+
+    def pytest_report_header(self) -> list[str]:
+        """Say what is being tested in the session header."""
+        run = self.run
+        tested = f"model {run.model_folder.path}" if run.model_folder else "predictions"
+        lines = [f"segqc: {tested}; {len(run.pairs)} QC pairs; thresholds {run.thresholds.path}"]
+        if self.ignored:
+            lines.append(
+                f"segqc: ignored (not .tif/.tiff): {', '.join(p.name for p in self.ignored)}"
+            )
+        return lines
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Count QC test outcomes (setup errors, call outcomes) for summary.json."""
+        if "segqc" not in report.keywords:
+            return
+        if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+            outcome = "error" if report.when == "setup" and report.failed else report.outcome
+            self.test_counts[outcome] = self.test_counts.get(outcome, 0) + 1
+
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        """Write metrics.csv and summary.json for what was evaluated, even after failures."""
+        if self.is_worker or not self.run.outcomes:
+            return
+        from segqc.summary import build_summary, run_status
+
+        run = self.run
+        dataset = run.dataset()
+        summary = build_summary(
+            run,
+            dataset,
+            status=run_status(run, dataset, exitstatus=int(exitstatus)),
+            qc_folders=self.folders,
+            ignored_files=[str(p) for p in self.ignored],
+            test_counts=self.test_counts,
+        )
+        rows = [(o.pair.name, o.scores.values()) for o in run.outcomes if o.scores is not None]
+        for path, write in (
+            (
+                self.output_dir / "metrics.csv",
+                lambda p: atomic_write_text(p, metrics_csv_text(rows)),
+            ),
+            (self.output_dir / "summary.json", lambda p: write_json(p, summary)),
+        ):
+            try:
+                self.written.append(write(path))
+            except OutputError as exc:
+                self.write_errors.append(str(exc))
+        if self.write_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        """Close with what failed (image, metric, value, limit) and where the outputs are."""
+        run = self.run
+        if not run.outcomes:
+            return
+        dataset = run.dataset()
+        errors = [o for o in run.outcomes if o.error]
+        broken = [v for v in iter_verdicts(run, dataset) if v.outcome != "pass"]
+        terminalreporter.section("segqc")
+        terminalreporter.write_line(
+            f"{len(run.outcomes) - len(errors)} of {len(run.pairs)} QC images evaluated; "
+            f"{sum(v.outcome == 'fail' for v in broken)} limits failed, "
+            f"{sum(v.outcome == 'warn' for v in broken)} warnings"
+        )
+        for outcome in errors:
+            terminalreporter.write_line(f"ERROR {outcome.error}", red=True)
+        for verdict in broken:
+            fail = verdict.outcome == "fail"
+            terminalreporter.write_line(
+                f"{verdict.outcome.upper()} {verdict.message()}", red=fail, yellow=not fail
+            )
+        for message in self.write_errors:
+            terminalreporter.write_line(f"ERROR {message}", red=True)
+        for path in self.written:
+            terminalreporter.write_line(f"wrote {path}")

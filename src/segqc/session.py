@@ -1,0 +1,210 @@
+"""One QC run: pairs in, per-image outcomes and dataset verdicts out.
+
+:class:`QcRun` is the only stateful object of segqc. It evaluates each image at most
+once (predict → measure → judge), keeps only metrics in memory (predictions go to disk),
+and is shared by the QC tests through the plugin's fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from segqc.images import ImageReadError, read_tiff
+from segqc.judge import Verdict, judge
+from segqc.metrics.matching import LabelImageError, check_label_image
+from segqc.metrics.scores import QcScores, image_mean, measure, pool
+from segqc.model_folder import ModelFolder
+from segqc.outputs import write_label_image
+from segqc.pairing import QcPair
+from segqc.prediction import ImageInputError, Predictor
+from segqc.thresholds import LoadedThresholds
+
+__all__ = ["DatasetOutcome", "ImageOutcome", "QcRun"]
+
+
+@dataclass
+class ImageOutcome:
+    """What happened to one QC image.
+
+    ``scores`` is None when the image could not be evaluated; ``error`` then says why,
+    in one line starting with the file at fault.
+    """
+
+    pair: QcPair
+    scores: QcScores | None = None
+    error: str | None = None
+    prediction_file: Path | None = None
+    n_tiles: tuple[int, ...] | None = None
+    seconds: float = 0.0
+    verdicts: list[Verdict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DatasetOutcome:
+    """Scores over all evaluated images: pooled and image mean, with their verdicts."""
+
+    n_images: int
+    pooled: QcScores | None
+    mean: dict[str, float] | None
+    pooled_verdicts: list[Verdict]
+    mean_verdicts: list[Verdict]
+
+
+class QcRun:
+    """Evaluate QC pairs with a predictor and judge them against thresholds.
+
+    Parameters
+    ----------
+    pairs : tuple of QcPair
+        The images to evaluate.
+    thresholds : LoadedThresholds
+        Limits and matching settings.
+    predictor : Predictor
+        Where predicted labels come from.
+    output_dir : Path
+        Where predictions are written (``predictions/``) when they are computed here.
+    model_folder : ModelFolder, optional
+        The model under test (None in ``--predictions`` mode).
+    """
+
+    def __init__(
+        self,
+        *,
+        pairs: tuple[QcPair, ...],
+        thresholds: LoadedThresholds,
+        predictor: Predictor,
+        output_dir: Path,
+        model_folder: ModelFolder | None = None,
+    ) -> None:
+        self.pairs = pairs
+        self.thresholds = thresholds
+        self.predictor = predictor
+        self.output_dir = output_dir
+        self.model_folder = model_folder
+        self._outcomes: dict[str, ImageOutcome] = {}
+
+    @property
+    def iou_threshold(self) -> float:
+        """The matching IoU threshold in force."""
+        return self.thresholds.thresholds.matching.iou_threshold
+
+    @property
+    def outcomes(self) -> list[ImageOutcome]:
+        """Outcomes evaluated so far, in pair order."""
+        return [self._outcomes[p.name] for p in self.pairs if p.name in self._outcomes]
+
+    @property
+    def complete(self) -> bool:
+        """Whether every pair has been evaluated."""
+        return len(self._outcomes) == len(self.pairs)
+
+    def pending(self) -> list[QcPair]:
+        """Pairs not evaluated yet."""
+        return [p for p in self.pairs if p.name not in self._outcomes]
+
+    def evaluate(self, pair: QcPair) -> ImageOutcome:
+        """Evaluate ``pair`` once (later calls return the same outcome)."""
+        if pair.name not in self._outcomes:
+            self._outcomes[pair.name] = self._evaluate(pair)
+        return self._outcomes[pair.name]
+
+    def evaluate_all(
+        self, *, on_image: Callable[[ImageOutcome, int, int], None] | None = None
+    ) -> list[ImageOutcome]:
+        """Evaluate every pending pair, calling ``on_image(outcome, done, total)`` after each."""
+        total = len(self.pairs)
+        for pair in self.pending():
+            outcome = self.evaluate(pair)
+            if on_image is not None:
+                on_image(outcome, len(self._outcomes), total)
+        return self.outcomes
+
+    def dataset(self) -> DatasetOutcome:
+        """Pool the evaluated images and judge the aggregate and image-mean limits."""
+        scores = [o.scores for o in self.outcomes if o.scores is not None]
+        limits = self.thresholds.thresholds
+        if not scores:
+            return DatasetOutcome(0, None, None, [], [])
+        pooled = pool(scores)
+        mean = image_mean(scores)
+        return DatasetOutcome(
+            n_images=len(scores),
+            pooled=pooled,
+            mean=mean,
+            pooled_verdicts=judge(
+                pooled.values(), limits.limits("aggregate"), scope="aggregate", subject="pooled"
+            ),
+            mean_verdicts=judge(
+                mean, limits.limits("image_mean"), scope="image_mean", subject="image mean"
+            ),
+        )
+
+    def _evaluate(self, pair: QcPair) -> ImageOutcome:
+        import time
+
+        started = time.perf_counter()
+        outcome = ImageOutcome(pair)
+        try:
+            self._measure_into(outcome)
+        except (ImageReadError, LabelImageError, ImageInputError) as exc:
+            outcome.error = str(exc)
+        outcome.seconds = time.perf_counter() - started
+        if outcome.scores is not None:
+            outcome.verdicts = judge(
+                outcome.scores.values(),
+                self.thresholds.thresholds.limits("per_image"),
+                scope="per_image",
+                subject=pair.name,
+            )
+        return outcome
+
+    def _measure_into(self, outcome: ImageOutcome) -> None:
+        pair = outcome.pair
+        target = _checked_labels(read_tiff(pair.target), pair.target, role="ground truth")
+        image = None
+        if self.predictor.needs_source_image:
+            if pair.source is None:
+                raise ImageReadError(f"{pair.name}: no source image to predict from")
+            image = read_tiff(pair.source)
+        if image is not None:
+            spatial = image.shape[: target.ndim]
+            if spatial != target.shape or image.ndim not in (target.ndim, target.ndim + 1):
+                raise LabelImageError(
+                    f"{pair.name}: source image shape {image.shape} and ground truth shape "
+                    f"{target.shape} differ"
+                )
+        try:
+            result = self.predictor.predict(pair, image)
+        except ImageInputError as exc:
+            raise ImageInputError(f"{pair.source}: {exc}") from None
+        predicted = _checked_labels(result.labels, pair.source or pair.target, role="prediction")
+        if predicted.shape != target.shape:
+            raise LabelImageError(
+                f"{pair.name}: prediction shape {predicted.shape} and ground truth shape "
+                f"{target.shape} differ"
+            )
+        outcome.n_tiles = result.n_tiles
+        if self.predictor.needs_source_image:
+            outcome.prediction_file = write_label_image(
+                self.output_dir / "predictions" / f"{pair.stem}.tif", predicted
+            )
+        outcome.scores = measure(target, predicted, iou_threshold=self.iou_threshold)
+
+
+def _checked_labels(labels: np.ndarray, path: Path, *, role: str) -> np.ndarray:
+    try:
+        return check_label_image(labels, role=role)
+    except LabelImageError as exc:
+        raise LabelImageError(f"{path}: {exc}") from None
+
+
+def iter_verdicts(run: QcRun, dataset: DatasetOutcome) -> Iterator[Verdict]:
+    """Every verdict of a run: per image, then pooled, then image mean."""
+    for outcome in run.outcomes:
+        yield from outcome.verdicts
+    yield from dataset.pooled_verdicts
+    yield from dataset.mean_verdicts
