@@ -1,0 +1,89 @@
+"""Per-object matches: hand-computed cases and stardist's ``report_matches`` as reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from stardist.matching import matching
+
+from segqc.metrics.matching import match_labels
+from segqc.metrics.object_matches import match_objects
+
+
+def test_hand_computed_pairs_areas_and_ious():
+    y_true = np.zeros((10, 10), np.uint16)
+    y_true[0:2, 0:2] = 5  # area 4, predicted exactly -> IoU 1
+    y_true[5:10, 5:10] = 9  # area 25, predicted as 5x4 -> IoU 20/25
+    y_true[0:3, 6:9] = 2  # area 9, missed
+    y_pred = np.zeros_like(y_true)
+    y_pred[0:2, 0:2] = 7
+    y_pred[5:10, 5:9] = 3
+    m = match_objects(y_true, y_pred)
+    assert m.true_labels.tolist() == [2, 5, 9]
+    assert m.true_areas.tolist() == [9, 4, 25]
+    assert m.matched_pred.tolist() == [0, 7, 3]
+    assert m.matched_iou.tolist() == pytest.approx([0.0, 1.0, 0.8])
+    assert m.is_matched.tolist() == [False, True, True]
+
+
+def test_below_threshold_is_not_a_match():
+    y_true = np.zeros((4, 4), np.uint8)
+    y_true[:, :2] = 1  # area 8
+    y_pred = np.zeros_like(y_true)
+    y_pred[:, 1:] = 1  # area 12, overlap 4 -> IoU 4/16
+    assert match_objects(y_true, y_pred).matched_pred.tolist() == [0]
+    assert match_objects(y_true, y_pred, iou_threshold=0.25).matched_iou.tolist() == [0.25]
+
+
+def test_empty_images():
+    empty = np.zeros((5, 5), np.uint8)
+    m = match_objects(empty, empty)
+    assert m.true_labels.size == 0 and m.matched_iou.size == 0
+
+
+def _random_labels(seed, shape=(24, 24), n=8):
+    rng = np.random.default_rng(seed)
+    labels = np.zeros(shape, np.uint16)
+    for label in rng.choice(np.arange(1, 40), size=n, replace=False):
+        y, x = rng.integers(0, shape[0] - 3), rng.integers(0, shape[1] - 3)
+        h, w = rng.integers(2, 9, size=2)
+        labels[y : y + h, x : x + w] = label
+    return labels
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.integers(0, 10_000),
+    st.integers(0, 10_000),
+    st.sampled_from([0.1, 0.3, 0.5, 0.7]),
+)
+def test_same_true_positives_as_stardist(seed_true, seed_pred, thr):
+    y_true, y_pred = _random_labels(seed_true), _random_labels(seed_pred + 99_999)
+    # Overlapping copies shifted by one pixel make conflicting pairs at low thresholds.
+    y_pred = np.where(y_pred > 0, y_pred, np.roll(y_true, 1, axis=1))
+    reference = matching(y_true, y_pred, thresh=thr, report_matches=True)
+    expected = {reference.matched_pairs[i]: reference.matched_scores[i] for i in reference.matched_tps}
+    m = match_objects(y_true, y_pred, iou_threshold=thr)
+    got = {
+        (int(t), int(p)): float(s)
+        for t, p, s in zip(m.true_labels, m.matched_pred, m.matched_iou, strict=True)
+        if p > 0
+    }
+    assert got.keys() == expected.keys()
+    for pair, score in expected.items():
+        assert got[pair] == pytest.approx(float(score), abs=1e-6)
+    assert len(got) == match_labels(y_true, y_pred, iou_threshold=thr).tp
+
+
+def test_conflicting_pairs_are_solved_like_stardist():
+    y_true = np.zeros((6, 8), np.uint8)
+    y_true[1:5, 1:7] = 1  # area 24
+    y_true[5:6, 0:8] = 2
+    y_pred = np.zeros_like(y_true)
+    y_pred[1:5, 1:4] = 4  # each half: IoU 12/24 = 0.5 with object 1
+    y_pred[1:5, 4:7] = 6
+    reference = matching(y_true, y_pred, thresh=0.3, report_matches=True)
+    (tp_index,) = reference.matched_tps
+    m = match_objects(y_true, y_pred, iou_threshold=0.3)
+    assert (1, int(m.matched_pred[0])) == reference.matched_pairs[tp_index]
+    assert m.matched_iou.tolist() == [0.5, 0.0]
