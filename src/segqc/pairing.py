@@ -42,16 +42,19 @@ class QcPair:
         The source image (None in ``--predictions`` mode without source images).
     target : Path
         The ground-truth label mask.
+    group : str or None
+        The image group (its subfolder, or from ``--qc-groups FILE``), if any.
     """
 
     name: str
     source: Path | None
     target: Path
+    group: str | None = None
 
     @property
     def stem(self) -> str:
-        """The file name without its TIFF extension (the pairing key)."""
-        return _stem(Path(self.name))
+        """The name without its TIFF extension (the pairing key; ``sub/name`` in a subfolder)."""
+        return self.name[: -len(Path(self.name).suffix)]
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,14 @@ def _is_tiff(path: Path) -> bool:
     return path.suffix.lower() in TIFF_SUFFIXES
 
 
-def _list_tiffs(folder: Path, role: str, problems: list[str]) -> tuple[dict[str, Path], list[Path]]:
-    """Map stem -> TIFF file in ``folder``; collect problems instead of raising."""
+def _list_tiffs(
+    folder: Path, role: str, problems: list[str], *, subfolders: bool = False
+) -> tuple[dict[str, Path], list[Path]]:
+    """Map stem -> TIFF file in ``folder``; collect problems instead of raising.
+
+    With ``subfolders``, the TIFFs of each (non-hidden) subfolder are listed too, keyed
+    ``subfolder/stem``.
+    """
     if not folder.exists():
         problems.append(f"{role} folder {folder} does not exist")
         return {}, []
@@ -85,11 +94,21 @@ def _list_tiffs(folder: Path, role: str, problems: list[str]) -> tuple[dict[str,
         return {}, []
     by_stem: dict[str, Path] = {}
     ignored: list[Path] = []
+    if subfolders:
+        entries = entries + sorted(
+            p
+            for sub in entries
+            if sub.is_dir()
+            for p in sub.iterdir()
+            if not p.name.startswith(".") and not p.is_dir()
+        )
     for path in entries:
+        if path.is_dir() and subfolders:
+            continue  # its files were listed above
         if path.is_dir() or not _is_tiff(path):
             ignored.append(path)
             continue
-        stem = _stem(path)
+        stem = _stem(path) if path.parent == folder else f"{path.parent.name}/{_stem(path)}"
         if stem in by_stem:
             problems.append(
                 f"{role} folder {folder}: {by_stem[stem].name} and {path.name} differ only by "
@@ -102,7 +121,9 @@ def _list_tiffs(folder: Path, role: str, problems: list[str]) -> tuple[dict[str,
     return by_stem, ignored
 
 
-def discover_pairs(source_dir: Path, target_dir: Path, *, source_role: str = "source") -> QcPairing:
+def discover_pairs(
+    source_dir: Path, target_dir: Path, *, source_role: str = "source", subfolders: bool = False
+) -> QcPairing:
     """Pair source images with ground-truth masks by file name.
 
     Parameters
@@ -112,6 +133,9 @@ def discover_pairs(source_dir: Path, target_dir: Path, *, source_role: str = "so
     source_role : str
         What the first folder holds, for messages (``"predictions"`` when predictions are
         paired with targets directly).
+    subfolders : bool
+        Also pair the images of subfolders (one level deep): ``source/a/x.tif`` with
+        ``target/a/x.tif``, named ``a/x.tif``, in group ``a``.
 
     Returns
     -------
@@ -125,11 +149,17 @@ def discover_pairs(source_dir: Path, target_dir: Path, *, source_role: str = "so
         every offending folder and file name.
     """
     problems: list[str] = []
-    sources, ignored_sources = _list_tiffs(source_dir, source_role, problems)
-    targets, ignored_targets = _list_tiffs(target_dir, "target", problems)
+    sources, ignored_sources = _list_tiffs(
+        source_dir, source_role, problems, subfolders=subfolders
+    )
+    targets, ignored_targets = _list_tiffs(target_dir, "target", problems, subfolders=subfolders)
     if sources and targets:
-        missing_target = sorted(sources[s].name for s in sources.keys() - targets.keys())
-        missing_source = sorted(targets[s].name for s in targets.keys() - sources.keys())
+        missing_target = sorted(
+            str(sources[s].relative_to(source_dir)) for s in sources.keys() - targets.keys()
+        )
+        missing_source = sorted(
+            str(targets[s].relative_to(target_dir)) for s in targets.keys() - sources.keys()
+        )
         if missing_target:
             problems.append(
                 f"no ground truth in {target_dir} for: {', '.join(missing_target)} "
@@ -142,13 +172,20 @@ def discover_pairs(source_dir: Path, target_dir: Path, *, source_role: str = "so
     if problems:
         raise PairingError(problems)
     pairs = tuple(
-        QcPair(name=sources[stem].name, source=sources[stem], target=targets[stem])
+        QcPair(
+            name=stem + sources[stem].suffix,
+            source=sources[stem],
+            target=targets[stem],
+            group=stem.split("/")[0] if "/" in stem else None,
+        )
         for stem in sorted(sources)
     )
     return QcPairing(pairs=pairs, ignored=tuple(ignored_sources + ignored_targets))
 
 
-def find_prediction_files(pairs: tuple[QcPair, ...], predictions_dir: Path) -> dict[str, Path]:
+def find_prediction_files(
+    pairs: tuple[QcPair, ...], predictions_dir: Path, *, subfolders: bool = False
+) -> dict[str, Path]:
     """Find the precomputed label image of every pair in ``predictions_dir``.
 
     Predictions are matched like targets: same file name, ``.tif``/``.tiff`` in any case.
@@ -164,7 +201,7 @@ def find_prediction_files(pairs: tuple[QcPair, ...], predictions_dir: Path) -> d
         The folder is missing or empty, or some pairs have no prediction (all listed).
     """
     problems: list[str] = []
-    found, _ = _list_tiffs(predictions_dir, "predictions", problems)
+    found, _ = _list_tiffs(predictions_dir, "predictions", problems, subfolders=subfolders)
     missing = sorted(pair.name for pair in pairs if pair.stem not in found)
     if found and missing:
         problems.append(f"no prediction in {predictions_dir} for: {', '.join(missing)}")

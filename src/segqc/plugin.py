@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from segqc.generalisation import groups_setting
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
 from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
@@ -54,6 +55,15 @@ _PATH_OPTIONS = (
     ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
      "[default: qc-output]"),
 )  # fmt: skip
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add segqc's hooks; register the robustness, leakage and subgroup checks."""
+    from segqc import generalisation, hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+    if not pluginmanager.is_registered(generalisation):
+        pluginmanager.register(generalisation, "segqc-generalisation")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -124,6 +134,9 @@ def _make_predictor(
     if prediction_files is not None and predictions_dir is not None:
         return PredictionsFolder(predictions_dir, prediction_files), None
     assert model_dir is not None
+    custom = config.hook.pytest_segqc_make_predictor(config=config, model_dir=model_dir)
+    if custom is not None:  # a plugin's own predictor (see segqc.hookspecs)
+        return custom, None
     folder = inspect_model_folder(model_dir)
     if importlib.util.find_spec("tensorflow") is None:
         raise DeviceError(
@@ -159,17 +172,22 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
     )
     prediction_files: dict[str, Path] | None = None
+    subfolders = groups_setting(config) == "subfolders"
     try:
         if source_dir is not None:
-            pairing = discover_pairs(source_dir, target_dir)
+            pairing = discover_pairs(source_dir, target_dir, subfolders=subfolders)
             if predictions_dir is not None:
-                prediction_files = find_prediction_files(pairing.pairs, predictions_dir)
+                prediction_files = find_prediction_files(
+                    pairing.pairs, predictions_dir, subfolders=subfolders
+                )
         else:  # --predictions without source images: pair predictions with targets
             assert predictions_dir is not None
-            found = discover_pairs(predictions_dir, target_dir, source_role="predictions")
+            found = discover_pairs(
+                predictions_dir, target_dir, source_role="predictions", subfolders=subfolders
+            )
             prediction_files = {p.name: p.source for p in found.pairs if p.source}
             pairing = QcPairing(
-                pairs=tuple(QcPair(p.name, None, p.target) for p in found.pairs),
+                pairs=tuple(QcPair(p.name, None, p.target, p.group) for p in found.pairs),
                 ignored=found.ignored,
             )
         predictor, model_folder = _make_predictor(

@@ -97,6 +97,8 @@ class QcSessionPlugin:
             ignored_files=[str(p) for p in self.ignored],
             test_counts=self.test_counts,
         )
+        for sections in self.config.hook.pytest_segqc_summary_sections(config=self.config):
+            summary.update(sections or {})
         rows = [(o.pair.name, o.scores.values()) for o in run.outcomes if o.scores is not None]
         for path, write in (
             (

@@ -16,6 +16,7 @@ import numpy as np
 from segqc.images import ImageReadError, read_tiff
 from segqc.judge import Verdict, judge
 from segqc.metrics.matching import LabelImageError, check_label_image
+from segqc.metrics.object_matches import ObjectMatches, match_objects
 from segqc.metrics.scores import QcScores, image_mean, measure, pool
 from segqc.model_folder import ModelFolder
 from segqc.outputs import OutputError, write_label_image
@@ -42,6 +43,7 @@ class ImageOutcome:
     seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    objects: ObjectMatches | None = None  # per-object matches, for the size-bin subgroups
 
 
 @dataclass(frozen=True)
@@ -207,6 +209,7 @@ class QcRun:
                 self.output_dir / "predictions" / f"{pair.stem}.tif", predicted
             )
         outcome.scores = measure(target, predicted, iou_threshold=self.iou_threshold)
+        outcome.objects = match_objects(target, predicted, iou_threshold=self.iou_threshold)
 
 
 def _checked_labels(

@@ -17,12 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
-from segqc.metrics.catalogue import METRICS
+from segqc.metrics.catalogue import METRICS, metric_spec
 
 __all__ = [
     "LIMIT_SCOPES",
@@ -100,6 +100,184 @@ class PredictionSettings(_Strict):
     nms_thresh: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
+# --- robustness, leakage and subgroup checks (segqc.robustness, .leakage, .subgroups) ---
+
+_RATIO_KEYS = tuple(spec.key for spec in METRICS if spec.kind == "ratio")
+
+# The largest allowed drop (original minus perturbed) of ratio metrics under one perturbation.
+MaxDrop: type[_Strict] = create_model(  # type: ignore[call-overload]
+    "MaxDrop",
+    __base__=_Strict,
+    **{key: (float | None, Field(default=None, ge=0.0, le=1.0)) for key in _RATIO_KEYS},
+)
+
+
+_PositiveFloat = Annotated[float, Field(gt=0.0)]
+
+
+class _PerturbationSettings(_Strict):
+    max_drop: MaxDrop = MaxDrop(f1=0.05)  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _some_drop_limit(self) -> _PerturbationSettings:
+        if not any(value is not None for _, value in self.max_drop):  # type: ignore[attr-defined]
+            raise ValueError("max_drop needs at least one metric, e.g. {f1: 0.05}")
+        return self
+
+
+
+class GaussianNoiseSettings(_PerturbationSettings):
+    """Additive Gaussian noise; ``snr`` = std(image) / std(noise)."""
+
+    snr: list[_PositiveFloat] = Field(default=[10.0], min_length=1)
+
+
+class PoissonNoiseSettings(_PerturbationSettings):
+    """Shot noise; ``peaks`` = photons at the image's 99.8th percentile above its minimum."""
+
+    peaks: list[_PositiveFloat] = Field(default=[100.0], min_length=1)
+
+
+class IntensityScaleSettings(_PerturbationSettings):
+    """Multiply every pixel by each factor."""
+
+    factors: list[_PositiveFloat] = Field(default=[0.5, 2.0], min_length=1)
+
+
+class IntensityOffsetSettings(_PerturbationSettings):
+    """Add a fraction of the image's range (max - min) to every pixel."""
+
+    fractions: list[float] = Field(default=[0.1], min_length=1)
+
+
+class GaussianBlurSettings(_PerturbationSettings):
+    """Gaussian blur of the spatial axes, sigma in pixels."""
+
+    sigmas: list[_PositiveFloat] = Field(default=[1.0], min_length=1)
+
+
+class FlipSettings(_PerturbationSettings):
+    """Mirror along each axis; the prediction is flipped back before it is measured."""
+
+    axes: list[Literal["z", "y", "x"]] = Field(default=["y", "x"], min_length=1)
+
+
+class Rot90Settings(_PerturbationSettings):
+    """Rotate the YX plane by k x 90 degrees; the prediction is rotated back."""
+
+    k: list[Literal[1, 2, 3]] = Field(default=[1], min_length=1)
+
+
+class RobustnessSettings(_Strict):
+    """Metamorphic tests: perturbations, their parameters and the allowed metric drops."""
+
+    seed: int = 0
+    gaussian_noise: GaussianNoiseSettings | None = None
+    poisson_noise: PoissonNoiseSettings | None = None
+    intensity_scale: IntensityScaleSettings | None = None
+    intensity_offset: IntensityOffsetSettings | None = None
+    gaussian_blur: GaussianBlurSettings | None = None
+    flip: FlipSettings | None = None
+    rot90: Rot90Settings | None = None
+
+    @classmethod
+    def default(cls) -> RobustnessSettings:
+        """Every perturbation with its default parameters (``--robustness`` alone)."""
+        return cls(
+            gaussian_noise=GaussianNoiseSettings(),
+            poisson_noise=PoissonNoiseSettings(),
+            intensity_scale=IntensityScaleSettings(),
+            intensity_offset=IntensityOffsetSettings(),
+            gaussian_blur=GaussianBlurSettings(),
+            flip=FlipSettings(),
+            rot90=Rot90Settings(),
+        )
+
+
+class LeakageSettings(_Strict):
+    """How QC images are compared with training images (``--training-data``)."""
+
+    ncc_threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    downsample: int = Field(default=4, ge=1)
+    probe_size: int = Field(default=32, ge=4)
+
+
+_SIZE_BIN_KEYS = ("n_true", "tp", "fn", "recall", "mean_true_score", "mean_matched_score")
+
+# Limits of one object-size bin: the metrics that are defined per ground-truth object.
+SizeBinLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
+    "SizeBinLimits",
+    __base__=_Strict,
+    **{
+        key: ((_RatioLimit if metric_spec(key).kind == "ratio" else _CountLimit) | None, None)
+        for key in _SIZE_BIN_KEYS
+    },
+)
+
+
+class ObjectSizeSettings(_Strict):
+    """Bins of ground-truth object area (pixels, voxels in 3D) and their limits."""
+
+    edges: list[float] = Field(min_length=1)
+    names: list[str] | None = None
+    limits: SizeBinLimits = SizeBinLimits()  # type: ignore[valid-type]
+    by_bin: dict[str, SizeBinLimits] = {}  # type: ignore[valid-type]
+
+    @model_validator(mode="after")
+    def _bins_make_sense(self) -> ObjectSizeSettings:
+        if any(b <= a for a, b in zip(self.edges, self.edges[1:], strict=False)):
+            raise ValueError(f"edges must increase, got {self.edges}")
+        if self.edges[0] <= 0:
+            raise ValueError(f"edges must be positive areas, got {self.edges}")
+        if self.names is not None and len(self.names) != len(self.edges) + 1:
+            raise ValueError(
+                f"{len(self.edges)} edges make {len(self.edges) + 1} bins, "
+                f"but {len(self.names)} names were given"
+            )
+        unknown = sorted(set(self.by_bin) - set(self.bin_names()))
+        if unknown:
+            raise ValueError(
+                f"by_bin: unknown bin {', '.join(unknown)}; bins are {', '.join(self.bin_names())}"
+            )
+        return self
+
+    def bin_names(self) -> list[str]:
+        """The names given, else small/medium/large (two edges) or size0, size1, ..."""
+        if self.names is not None:
+            return list(self.names)
+        if len(self.edges) == 2:
+            return ["small", "medium", "large"]
+        return [f"size{i}" for i in range(len(self.edges) + 1)]
+
+    def bin_limits(self, name: str) -> dict[str, Limit]:
+        """Limits of bin ``name``: ``limits`` overridden metric by metric by ``by_bin``."""
+        merged = {key: limit for key, limit in self.limits if limit is not None}
+        if name in self.by_bin:
+            merged.update({key: lim for key, lim in self.by_bin[name] if lim is not None})
+        return merged
+
+
+class ImageGroupSettings(_Strict):
+    """Limits of each image group (subfolders or ``--qc-groups`` CSV), pooled per group."""
+
+    limits: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    by_group: dict[str, _MetricLimits] = {}  # type: ignore[valid-type]
+
+    def group_limits(self, name: str) -> dict[str, Limit]:
+        """Limits of group ``name``: ``limits`` overridden metric by metric by ``by_group``."""
+        merged = {key: limit for key, limit in self.limits if limit is not None}
+        if name in self.by_group:
+            merged.update({key: lim for key, lim in self.by_group[name] if lim is not None})
+        return merged
+
+
+class SubgroupSettings(_Strict):
+    """Metrics per object-size bin and per image group, each with their own limits."""
+
+    object_size: ObjectSizeSettings | None = None
+    image_groups: ImageGroupSettings = ImageGroupSettings()
+
+
 class Thresholds(_Strict):
     """The whole of thresholds.yaml."""
 
@@ -108,6 +286,9 @@ class Thresholds(_Strict):
     per_image: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     aggregate: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     image_mean: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    robustness: RobustnessSettings | None = None
+    leakage: LeakageSettings = LeakageSettings()
+    subgroups: SubgroupSettings = SubgroupSettings()
 
     def limits(self, scope: str) -> dict[str, Limit]:
         """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key."""
@@ -200,6 +381,8 @@ def _describe_errors(name: str, exc: ValidationError) -> Iterator[str]:
 def _unknown_key_message(loc: tuple[str, ...]) -> str:
     model: type[BaseModel] = Thresholds
     for part in loc[:-1]:
+        if part not in model.model_fields:  # a key of a mapping such as by_bin.small
+            continue
         annotation = model.model_fields[part].annotation
         model = _model_in(annotation)
     valid = list(model.model_fields)
