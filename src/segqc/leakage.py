@@ -7,7 +7,7 @@ and reports the pairs that show the same field of view.
 Method (documented in the README, "Robustness, leakage and subgroups"):
 
 1. **Signature image.** Each image is reduced to 2D (channels averaged, a Z stack
-   max-projected), smoothed (Gaussian, sigma = downsample / 2) and block-averaged by
+   max-projected), smoothed (Gaussian, sigma = 0.75 downsample) and block-averaged by
    ``downsample`` (default 4; averaging also removes
    most pixel noise) and scaled so its 1st/99.8th percentiles are 0/1.
 2. **Probe.** The square window of side ``probe_size`` (default 32 signature pixels, so
@@ -126,7 +126,7 @@ def signature_image(image: np.ndarray, *, downsample: int) -> np.ndarray:
     if downsample > 1:
         # Smoothing first makes crops at offsets that are not multiples of the block size
         # give nearly the same blocks.
-        data = ndimage.gaussian_filter(data, sigma=downsample / 2)
+        data = ndimage.gaussian_filter(data, sigma=0.75 * downsample)
     h, w = (data.shape[0] // downsample) * downsample, (data.shape[1] // downsample) * downsample
     data = data[:h, :w].reshape(h // downsample, downsample, w // downsample, downsample)
     data = data.mean(axis=(1, 3))
