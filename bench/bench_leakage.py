@@ -34,7 +34,9 @@ def nuclei(seed: int, side: int) -> np.ndarray:
 
 
 def main() -> None:
-    n_qc, n_train, side = (int(a) for a in (sys.argv[1:] + ["100", "300", "256"][len(sys.argv) - 1 :]))
+    n_qc, n_train, side = (
+        int(a) for a in (sys.argv[1:] + ["100", "300", "256"][len(sys.argv) - 1 :])
+    )
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         (root / "qc").mkdir()
@@ -53,7 +55,9 @@ def main() -> None:
     leaks = sorted(leak.score for leak in report.leaks)
     print(f"{n_qc} QC x {n_train} training images of {side}x{side}: {seconds:.1f} s")
     print(f"leaks found: {len(report.leaks)} of 3, scores {[round(s, 3) for s in leaks]}")
-    print(f"closest unrelated training image: median {np.median(scores):.3f}, max {max(scores):.3f}")
+    print(
+        f"closest unrelated training image: median {np.median(scores):.3f}, max {max(scores):.3f}"
+    )
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ def nuclei(seed, shape=(192, 192), n=40):
 def test_ncc_of_a_probe_with_itself_is_one_in_every_orientation():
     rng = np.random.default_rng(0)
     probe = rng.random((8, 8))
-    for index, (_, flip, k) in enumerate(DIHEDRAL):
+    for _, flip, k in DIHEDRAL:
         placed = np.zeros((20, 24))
         placed[5:13, 9:17] = np.rot90(probe[:, ::-1] if flip else probe, k)
         placed[placed == 0] = rng.random(int((placed == 0).sum()))
@@ -116,7 +116,9 @@ def test_leakage_test_fails_naming_both_files(pytester, training):
     )
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert summary["leakage"]["passed"] is False
-    assert [leak["training"] for leak in summary["leakage"]["leaks"]] == [str(training / "train_1.tif")]
+    assert [leak["training"] for leak in summary["leakage"]["leaks"]] == [
+        str(training / "train_1.tif")
+    ]
 
 
 def test_disjoint_data_passes(pytester, training):

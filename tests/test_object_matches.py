@@ -62,7 +62,9 @@ def test_same_true_positives_as_stardist(seed_true, seed_pred, thr):
     # Overlapping copies shifted by one pixel make conflicting pairs at low thresholds.
     y_pred = np.where(y_pred > 0, y_pred, np.roll(y_true, 1, axis=1))
     reference = matching(y_true, y_pred, thresh=thr, report_matches=True)
-    expected = {reference.matched_pairs[i]: reference.matched_scores[i] for i in reference.matched_tps}
+    expected = {
+        reference.matched_pairs[i]: reference.matched_scores[i] for i in reference.matched_tps
+    }
     m = match_objects(y_true, y_pred, iou_threshold=thr)
     got = {
         (int(t), int(p)): float(s)

@@ -29,7 +29,9 @@ QC = ("--pyargs", "segqc.qc_tests")
 def test_flip_and_rot90_are_undone_exactly():
     image = np.arange(3 * 4 * 5 * 2).reshape(3, 4, 5, 2)  # Z, Y, X, C
     for axis in "zyx":
-        assert np.array_equal(flip(flip(image, axis=axis, n_spatial=3), axis=axis, n_spatial=3), image)
+        assert np.array_equal(
+            flip(flip(image, axis=axis, n_spatial=3), axis=axis, n_spatial=3), image
+        )
     assert np.array_equal(flip(image, axis="x", n_spatial=3), image[:, :, ::-1, :])
     for k in (1, 2, 3):
         turned = rot90(image, k=k, n_spatial=3)

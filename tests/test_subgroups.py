@@ -41,7 +41,11 @@ def test_size_bin_values_by_hand():
 
 
 def write_set(root, name, truth, prediction):
-    for folder, data in (("source", truth * 100 + 10), ("target", truth), ("predictions", prediction)):
+    for folder, data in (
+        ("source", truth * 100 + 10),
+        ("target", truth),
+        ("predictions", prediction),
+    ):
         path = root / folder / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tifffile.imwrite(path, data.astype(np.uint16))
@@ -103,7 +107,11 @@ def test_size_bins_and_groups_fail_where_the_average_passes(pytester):
     groups = {g["group"]: g for g in summary["subgroups"]["image_groups"]}
     assert groups["condA"]["images"] == ["condA/a1.tif", "condA/a2.tif"]
     assert groups["condB"]["values"]["f1"] == pytest.approx(8 / 12)
-    assert [img["name"] for img in summary["images"]] == ["condA/a1.tif", "condA/a2.tif", "condB/b1.tif"]
+    assert [img["name"] for img in summary["images"]] == [
+        "condA/a1.tif",
+        "condA/a2.tif",
+        "condB/b1.tif",
+    ]
     assert summary["robustness"] is None and summary["leakage"] is None
 
 
@@ -117,7 +125,9 @@ def test_groups_from_a_csv_file(pytester):
         *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
         "--qc-groups", "groups.csv", "--thresholds", "limits.yaml", "-v",
     )  # fmt: skip
-    result.stdout.fnmatch_lines(["*test_image_group?bright? PASSED*", "*test_image_group?dim? FAILED*"])
+    result.stdout.fnmatch_lines(
+        ["*test_image_group?bright? PASSED*", "*test_image_group?dim? FAILED*"]
+    )
 
 
 def test_bad_groups_file_is_a_usage_error(pytester):
@@ -130,13 +140,17 @@ def test_bad_groups_file_is_a_usage_error(pytester):
         "--qc-groups", "groups.csv",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*groups.csv: not QC images: zz.tif", "*groups.csv: QC images without a group: b1.tif"])
+    result.stderr.fnmatch_lines(
+        ["*groups.csv: not QC images: zz.tif", "*groups.csv: QC images without a group: b1.tif"]
+    )
     assert "Traceback" not in result.stdout.str() + result.stderr.str()
 
 
 def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     qc = make_qc(2, root=pytester.path / "qc")
-    result = pytester.runpytest(*QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target))
+    result = pytester.runpytest(
+        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+    )
     result.assert_outcomes(passed=4, deselected=4)  # robustness, leakage, size, group
 
 

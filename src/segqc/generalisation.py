@@ -192,7 +192,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Deselect the tests of checks that were not asked for."""
-    kept, dropped = [], []
+    kept: list[pytest.Item] = []
+    dropped: list[pytest.Item] = []
     for item in items:
         (dropped if item.get_closest_marker(_INACTIVE) else kept).append(item)
     if dropped:
@@ -264,7 +265,7 @@ def _state(request: pytest.FixtureRequest) -> ChecksState:
 @pytest.fixture
 def qc_perturbation(request: pytest.FixtureRequest) -> tuple[Perturbation, QcPair]:
     """The (perturbation, QC pair) of one robustness test."""
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture

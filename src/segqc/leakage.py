@@ -307,9 +307,12 @@ def find_leaks(
     closest: dict[str, tuple[str, float]] = {}
     for i, (qc_path, _) in enumerate(qc):
         if training:
-            j = int(np.argmax(score[i]))
-            closest[qc_path.name] = (training[j][0].name, round(float(score[i, j]), 4))
-        for j in np.flatnonzero(score[i] >= ncc_threshold):
+            best_j = int(np.argmax(score[i]))
+            closest[qc_path.name] = (
+                training[best_j][0].name,
+                round(float(score[i, best_j]), 4),
+            )
+        for j in np.flatnonzero(score[i] >= ncc_threshold).tolist():
             transform = DIHEDRAL[how[i, j]][0]
             where = (
                 "training image found inside the QC image"

@@ -149,9 +149,7 @@ def discover_pairs(
         every offending folder and file name.
     """
     problems: list[str] = []
-    sources, ignored_sources = _list_tiffs(
-        source_dir, source_role, problems, subfolders=subfolders
-    )
+    sources, ignored_sources = _list_tiffs(source_dir, source_role, problems, subfolders=subfolders)
     targets, ignored_targets = _list_tiffs(target_dir, "target", problems, subfolders=subfolders)
     if sources and targets:
         missing_target = sorted(

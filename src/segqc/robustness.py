@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -108,20 +108,55 @@ def _spatial_axis(axis: str, ndim: int, n_spatial: int) -> int:
     return ndim - channels + _AXES[axis]
 
 
+# kind -> (name of the settings list, id of one value)
+_KINDS: dict[str, tuple[str, Callable[[Any], str]]] = {
+    "gaussian_noise": ("snr", lambda v: f"snr{v:g}"),
+    "poisson_noise": ("peaks", lambda v: f"peak{v:g}"),
+    "intensity_scale": ("factors", lambda v: f"x{v:g}"),
+    "intensity_offset": ("fractions", lambda v: f"{v:g}"),
+    "gaussian_blur": ("sigmas", lambda v: f"sigma{v:g}"),
+    "flip": ("axes", lambda v: str(v)),
+    "rot90": ("k", lambda v: f"k{v}"),
+}
+
+
 @dataclass(frozen=True)
 class Perturbation:
-    """One perturbation with one parameter value.
+    """One perturbation kind with one parameter value, and its allowed metric drops."""
 
-    ``apply(image, rng, n_spatial)`` makes the perturbed copy; ``undo(labels)`` maps a
-    label image predicted on it back onto the original grid (identity for intensity
-    perturbations).
-    """
-
-    id: str
     kind: str
+    value: Any
     max_drop: dict[str, float]
-    apply: Callable[[np.ndarray, np.random.Generator, int], np.ndarray]
-    undo: Callable[[np.ndarray], np.ndarray] = field(default=lambda labels: labels)
+
+    @property
+    def id(self) -> str:
+        """``gaussian_noise-snr10``, ``intensity_scale-x2``, ``flip-x``, ``rot90-k1``, ..."""
+        return f"{self.kind}-{_KINDS[self.kind][1](self.value)}"
+
+    def apply(self, image: np.ndarray, rng: np.random.Generator, n_spatial: int) -> np.ndarray:
+        """The perturbed copy of ``image`` (``n_spatial`` leading axes are spatial)."""
+        kind, value = self.kind, self.value
+        if kind == "gaussian_noise":
+            return gaussian_noise(image, snr=value, rng=rng)
+        if kind == "poisson_noise":
+            return poisson_noise(image, peak=value, rng=rng)
+        if kind == "intensity_scale":
+            return intensity_scale(image, factor=value)
+        if kind == "intensity_offset":
+            return intensity_offset(image, fraction=value)
+        if kind == "gaussian_blur":
+            return gaussian_blur(image, sigma=value, n_spatial=n_spatial)
+        if kind == "flip":
+            return flip(image, axis=value, n_spatial=n_spatial)
+        return rot90(image, k=value, n_spatial=n_spatial)
+
+    def undo(self, labels: np.ndarray) -> np.ndarray:
+        """Map labels predicted on the perturbed copy back onto the original grid."""
+        if self.kind == "flip":
+            return flip(labels, axis=self.value, n_spatial=labels.ndim)
+        if self.kind == "rot90":
+            return rot90(labels, k=-self.value, n_spatial=labels.ndim)
+        return labels
 
 
 def plan_perturbations(settings: RobustnessSettings) -> list[Perturbation]:
@@ -130,55 +165,13 @@ def plan_perturbations(settings: RobustnessSettings) -> list[Perturbation]:
     Ids: ``gaussian_noise-snr10``, ``poisson_noise-peak100``, ``intensity_scale-x2``,
     ``intensity_offset-0.1``, ``gaussian_blur-sigma1``, ``flip-x``, ``rot90-k1``.
     """
-    plan: list[Perturbation] = []
-
-    def drops(section: Any) -> dict[str, float]:
-        return {key: value for key, value in section.max_drop if value is not None}
-
-    if (s := settings.gaussian_noise) is not None:
-        for snr in s.snr:
-            plan.append(Perturbation(
-                f"gaussian_noise-snr{snr:g}", "gaussian_noise", drops(s),
-                lambda im, rng, n, snr=snr: gaussian_noise(im, snr=snr, rng=rng),
-            ))  # fmt: skip
-    if (s := settings.poisson_noise) is not None:
-        for peak in s.peaks:
-            plan.append(Perturbation(
-                f"poisson_noise-peak{peak:g}", "poisson_noise", drops(s),
-                lambda im, rng, n, peak=peak: poisson_noise(im, peak=peak, rng=rng),
-            ))  # fmt: skip
-    if (s := settings.intensity_scale) is not None:
-        for factor in s.factors:
-            plan.append(Perturbation(
-                f"intensity_scale-x{factor:g}", "intensity_scale", drops(s),
-                lambda im, rng, n, f=factor: intensity_scale(im, factor=f),
-            ))  # fmt: skip
-    if (s := settings.intensity_offset) is not None:
-        for fraction in s.fractions:
-            plan.append(Perturbation(
-                f"intensity_offset-{fraction:g}", "intensity_offset", drops(s),
-                lambda im, rng, n, f=fraction: intensity_offset(im, fraction=f),
-            ))  # fmt: skip
-    if (s := settings.gaussian_blur) is not None:
-        for sigma in s.sigmas:
-            plan.append(Perturbation(
-                f"gaussian_blur-sigma{sigma:g}", "gaussian_blur", drops(s),
-                lambda im, rng, n, sg=sigma: gaussian_blur(im, sigma=sg, n_spatial=n),
-            ))  # fmt: skip
-    if (s := settings.flip) is not None:
-        for axis in s.axes:
-            plan.append(Perturbation(
-                f"flip-{axis}", "flip", drops(s),
-                lambda im, rng, n, a=axis: flip(im, axis=a, n_spatial=n),
-                lambda lab, a=axis: flip(lab, axis=a, n_spatial=lab.ndim),
-            ))  # fmt: skip
-    if (s := settings.rot90) is not None:
-        for k in s.k:
-            plan.append(Perturbation(
-                f"rot90-k{k}", "rot90", drops(s),
-                lambda im, rng, n, k=k: rot90(im, k=k, n_spatial=n),
-                lambda lab, k=k: rot90(lab, k=-k, n_spatial=lab.ndim),
-            ))  # fmt: skip
+    plan = []
+    for kind, (values_key, _) in _KINDS.items():
+        section = getattr(settings, kind)
+        if section is None:
+            continue
+        drops = {key: value for key, value in section.max_drop if value is not None}
+        plan += [Perturbation(kind, value, drops) for value in getattr(section, values_key)]
     return plan
 
 

@@ -80,7 +80,9 @@ class GroupOutcome:
     verdicts: list[Verdict]
 
 
-def size_bin_values(matches: Sequence[ObjectMatches], edges: Sequence[float]) -> list[dict[str, float]]:
+def size_bin_values(
+    matches: Sequence[ObjectMatches], edges: Sequence[float]
+) -> list[dict[str, float]]:
     """Pool per-object matches into per-bin counts and ratios.
 
     Parameters

@@ -116,14 +116,13 @@ _PositiveFloat = Annotated[float, Field(gt=0.0)]
 
 
 class _PerturbationSettings(_Strict):
-    max_drop: MaxDrop = MaxDrop(f1=0.05)  # type: ignore[valid-type]
+    max_drop: MaxDrop = MaxDrop(f1=0.05)  # type: ignore[valid-type,call-arg]
 
     @model_validator(mode="after")
     def _some_drop_limit(self) -> _PerturbationSettings:
         if not any(value is not None for _, value in self.max_drop):  # type: ignore[attr-defined]
             raise ValueError("max_drop needs at least one metric, e.g. {f1: 0.05}")
         return self
-
 
 
 class GaussianNoiseSettings(_PerturbationSettings):
@@ -202,6 +201,11 @@ class LeakageSettings(_Strict):
     probe_size: int = Field(default=32, ge=4)
 
 
+def _set_limits(section: Any) -> dict[str, Limit]:
+    """The limits set in a metric-limits section, by metric key."""
+    return {key: limit for key, limit in section if limit is not None}
+
+
 _SIZE_BIN_KEYS = ("n_true", "tp", "fn", "recall", "mean_true_score", "mean_matched_score")
 
 # Limits of one object-size bin: the metrics that are defined per ground-truth object.
@@ -251,9 +255,9 @@ class ObjectSizeSettings(_Strict):
 
     def bin_limits(self, name: str) -> dict[str, Limit]:
         """Limits of bin ``name``: ``limits`` overridden metric by metric by ``by_bin``."""
-        merged = {key: limit for key, limit in self.limits if limit is not None}
+        merged = _set_limits(self.limits)
         if name in self.by_bin:
-            merged.update({key: lim for key, lim in self.by_bin[name] if lim is not None})
+            merged.update(_set_limits(self.by_bin[name]))
         return merged
 
 
@@ -265,9 +269,9 @@ class ImageGroupSettings(_Strict):
 
     def group_limits(self, name: str) -> dict[str, Limit]:
         """Limits of group ``name``: ``limits`` overridden metric by metric by ``by_group``."""
-        merged = {key: limit for key, limit in self.limits if limit is not None}
+        merged = _set_limits(self.limits)
         if name in self.by_group:
-            merged.update({key: lim for key, lim in self.by_group[name] if lim is not None})
+            merged.update(_set_limits(self.by_group[name]))
         return merged
 
 

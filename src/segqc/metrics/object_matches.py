@@ -109,9 +109,7 @@ def match_objects(
     return ObjectMatches(float(iou_threshold), true_values, true_areas, matched_iou, matched_pred)
 
 
-def _true_positives(
-    overlaps: _Overlaps, thr: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _true_positives(overlaps: _Overlaps, thr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(true index, pred index, IoU) of the true positives, 1-based sequential indices."""
     true_index, pred_index, scores = overlaps.true_index, overlaps.pred_index, overlaps.scores
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
