@@ -167,3 +167,16 @@ def test_groups_file_problems(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(GroupsFileError, match=message):
         read_groups_file(path, ["a.tif"])
+
+
+def test_bundled_commented_example_of_the_optional_checks_is_valid():
+    import yaml
+
+    from segqc.thresholds import Thresholds, bundled_thresholds_path
+
+    tail = bundled_thresholds_path().read_text().split("# --- optional checks")[1]
+    lines = tail.splitlines()[2:]
+    body = "\n".join(line[2:] if line.startswith("# ") else "" for line in lines)
+    parsed = Thresholds.model_validate(yaml.safe_load(body))
+    assert parsed.robustness is not None and parsed.robustness.rot90.k == [1, 2, 3]
+    assert parsed.subgroups.object_size.bin_limits("small")["recall"].min == 0.5

@@ -14,6 +14,8 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
 * ``tests``: pytest outcome counts
+* ``robustness``, ``leakage``, ``subgroups``: added through the
+  ``pytest_segqc_summary_sections`` hook by :mod:`segqc.generalisation`
 """
 
 from __future__ import annotations
