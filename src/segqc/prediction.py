@@ -154,10 +154,14 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """Predicted labels plus how they were made (``n_tiles`` is None for folders)."""
+    """Predicted labels plus how they were made (``n_tiles`` is None for folders).
+
+    ``cached`` is True when the labels came from segqc's prediction cache.
+    """
 
     labels: np.ndarray
     n_tiles: tuple[int, ...] | None = None
+    cached: bool = False
 
 
 class PredictionsFolder:
