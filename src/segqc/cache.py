@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import tempfile
 from collections.abc import Mapping
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -110,6 +111,25 @@ class PredictionCache:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
+
+    @staticmethod
+    def check_writable(folder: Path) -> None:
+        """Create ``folder`` if needed and make sure entries can be written in it.
+
+        Raises
+        ------
+        OutputError
+            The folder cannot be created or written to.
+        """
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=folder):
+                pass
+        except OSError as exc:
+            raise OutputError(
+                f"{folder}: cache folder is not writable ({exc.strerror or exc}); "
+                "choose another with --qc-cache, or pass --no-cache"
+            ) from None
 
     def path(self, key: str) -> Path:
         """Where the entry of ``key`` lives."""

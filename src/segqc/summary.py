@@ -112,6 +112,7 @@ def build_summary(
                 "n_tiles": list(o.n_tiles) if o.n_tiles else None,
                 "cached": o.cached,
                 "seconds": round(o.seconds, 3),
+                "notes": o.notes,
             }
             for o in run.outcomes
         ],
