@@ -235,8 +235,8 @@ class StarDistPredictor:
         return PredictionResult(labels=np.asarray(labels), n_tiles=n_tiles)
 
     def describe(self) -> dict[str, Any]:
-        """Model, weights, thresholds and device."""
-        return {
+        """Model, weights, thresholds and device (and a 3D model's anisotropy)."""
+        described = {
             "kind": f"StarDist{self.folder.n_dim}D model",
             "path": str(self.folder.path),
             "weights": str(self.folder.weights),
@@ -245,6 +245,10 @@ class StarDistPredictor:
             "thresholds_source": self.parameters.source,
             "device": self.device_name,
         }
+        if self.folder.n_dim == 3:
+            # StarDist3D builds its rays from this; segqc loads the config as saved.
+            described["anisotropy"] = self.folder.config.get("anisotropy")
+        return described
 
 
 def select_device(device: Device) -> str:
