@@ -150,3 +150,13 @@ def test_fit_to_model_infers_layout_from_the_model():
     image = np.zeros((3, 6, 8), np.uint8)
     assert fit_to_model(image, None, n_dim=3, n_channel_in=1).shape == (3, 6, 8)
     assert fit_to_model(image, None, n_dim=2, n_channel_in=8).shape == (3, 6, 8)
+
+
+def test_a_leading_axis_is_channels_only_if_the_model_takes_that_many():
+    stack = np.zeros((5, 6, 8), np.uint16)
+    _, axes = to_channel_last(stack, axes=None, spatial_shape=(6, 8), n_channels=1)
+    assert axes is None  # 5 z-slices with a 2D mask: the caller reports both shapes
+    _, axes = to_channel_last(stack[:3], axes=None, spatial_shape=(6, 8), n_channels=3)
+    assert axes == "YXC"
+    _, axes = to_channel_last(stack[:4], axes=None, spatial_shape=(6, 8), n_channels=3)
+    assert axes == "YXC"  # RGBA, first

@@ -52,7 +52,11 @@ def tiff_axes(path: Path) -> str | None:
 
 
 def to_channel_last(
-    image: np.ndarray, *, axes: str | None, spatial_shape: tuple[int, ...] | None = None
+    image: np.ndarray,
+    *,
+    axes: str | None,
+    spatial_shape: tuple[int, ...] | None = None,
+    n_channels: int | None = None,
 ) -> tuple[np.ndarray, str | None]:
     """Reorder an image to ``[Z]YX[C]``.
 
@@ -67,6 +71,10 @@ def to_channel_last(
         The ground truth's shape. Metadata that contradicts it is ignored (tifffile, for
         instance, writes a plain ImageJ stack as channels); without metadata the channel
         axis is found by comparing shapes. None trusts ``axes`` as given.
+    n_channels : int, optional
+        The model's ``n_channel_in``. Without metadata, a leading (or ``ZCYX``) axis is
+        taken as channels only if it has this many (4 for a 3-channel model: RGBA), so a
+        stack given with a 2D mask is reported as a shape mismatch, not as channels.
 
     Returns
     -------
@@ -88,7 +96,7 @@ def to_channel_last(
             return ordered
     if spatial_shape is None:
         return image, None
-    return _from_shapes(image, tuple(spatial_shape))
+    return _from_shapes(image, tuple(spatial_shape), n_channels)
 
 
 def _reorder(image: np.ndarray, axes: str, *, spatial_ndim: int) -> tuple[np.ndarray, str]:
@@ -114,19 +122,23 @@ def _reorder(image: np.ndarray, axes: str, *, spatial_ndim: int) -> tuple[np.nda
     return np.transpose(image, order), "".join(axes[i] for i in order)
 
 
-def _from_shapes(image: np.ndarray, spatial: tuple[int, ...]) -> tuple[np.ndarray, str | None]:
+def _from_shapes(
+    image: np.ndarray, spatial: tuple[int, ...], n_channels: int | None
+) -> tuple[np.ndarray, str | None]:
     if len(spatial) not in (2, 3):
         return image, None
     letters = "ZYX"[-len(spatial) :]
     shape = image.shape
+    plausible = {n_channels, 4 if n_channels == 3 else n_channels}
     if shape == spatial:
         return image, letters
     if image.ndim == len(spatial) + 1:
         if shape[:-1] == spatial:  # YXC, ZYXC
             return image, letters + "C"
-        if shape[1:] == spatial:  # CYX, CZYX
+        if shape[1:] == spatial and (n_channels is None or shape[0] in plausible):  # CYX
             return np.moveaxis(image, 0, -1), letters + "C"
-        if len(spatial) == 3 and shape[0] == spatial[0] and shape[2:] == spatial[1:]:
+        zcyx = len(spatial) == 3 and shape[0] == spatial[0] and shape[2:] == spatial[1:]
+        if zcyx and (n_channels is None or shape[1] in plausible):
             return np.moveaxis(image, 1, -1), "ZYXC"  # ZCYX, ImageJ's hyperstack order
     return image, None
 
@@ -215,7 +227,12 @@ def read_source_image(
     """
     image = read_tiff(path)
     try:
-        image, axes = to_channel_last(image, axes=tiff_axes(path), spatial_shape=spatial_shape)
+        image, axes = to_channel_last(
+            image,
+            axes=tiff_axes(path),
+            spatial_shape=spatial_shape,
+            n_channels=model.n_channel_in if model is not None else None,
+        )
         if model is not None and axes is not None:  # else the caller reports the shapes
             image = fit_to_model(image, axes, n_dim=model.n_dim, n_channel_in=model.n_channel_in)
     except ImageInputError as exc:
