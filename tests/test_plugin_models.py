@@ -156,3 +156,28 @@ def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, t
     assert "Traceback" not in text and "INTERNALERROR" not in text
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert [r["status"] for r in summary["images"]] == ["error", "error", "evaluated"]
+
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO3D = REPO / "fixtures" / "models" / "demo3d"
+QC3D = REPO / "fixtures" / "qc3d"
+
+
+@pytest.mark.skipif(
+    not (DEMO3D / "config.json").is_file() or not (QC3D / "target").is_dir(),
+    reason="the 3D demo fixtures (fixtures/models/demo3d, fixtures/qc3d) are not here yet",
+)
+def test_3d_demo_fixture_runs_end_to_end(pytester):
+    limits = pytester.path / "limits.yaml"
+    limits.write_text("per_image:\n  seg: {min: 0.0}\n  aji: {min: 0.0}\n")
+    result = pytester.runpytest(
+        *QC, "--model", str(DEMO3D), "--qc-source", str(QC3D / "source"),
+        "--qc-target", str(QC3D / "target"), "--thresholds", str(limits),
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+    assert summary["complete"] and summary["predictor"]["kind"] == "StarDist3D model"
+    for record in summary["images"]:
+        assert record["status"] == "evaluated", record["error"]
+        assert list(record["metrics"]) == list(METRIC_KEYS)
+        assert len(record["n_tiles"]) == 3
