@@ -181,3 +181,7 @@ def test_3d_demo_fixture_runs_end_to_end(pytester):
         assert record["status"] == "evaluated", record["error"]
         assert list(record["metrics"]) == list(METRIC_KEYS)
         assert len(record["n_tiles"]) == 3
+        truth = tifffile.imread(record["target"])
+        reference = matching(truth, tifffile.imread(record["prediction_file"]), thresh=0.5)
+        for key in ZEROCOST_KEYS[1:]:
+            assert record["metrics"][key] == pytest.approx(getattr(reference, key), abs=1e-12)
