@@ -80,9 +80,9 @@ def run_report(pytester, make_qc, thresholds_file, *args, limits=STRICT, **kwarg
 
 
 def png_size(data_uri):
-    prefix = "data:image/png;base64,"
-    assert data_uri.startswith(prefix)
-    return Image.open(io.BytesIO(base64.b64decode(data_uri[len(prefix) :]))).size
+    header, data = data_uri.split(",", 1)
+    assert header in ("data:image/png;base64", "data:image/jpeg;base64")
+    return Image.open(io.BytesIO(base64.b64decode(data))).size
 
 
 def test_report_has_header_one_row_and_one_visual_per_image(pytester, make_qc, thresholds_file):
@@ -98,7 +98,9 @@ def test_report_has_header_one_row_and_one_visual_per_image(pytester, make_qc, t
     sources = [
         img.attrs["src"] for img in tree.find_all("img") if img.attrs["src"]
     ]  # "": a template
-    assert sources and all(src.startswith("data:image/png;base64,") for src in sources)
+    assert sources and all(
+        src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in sources
+    )
 
     [banner] = tree.find_all(data_field="status")
     assert banner.attrs["data-status"] == "failed"

@@ -2,9 +2,9 @@
 
 Images are re-read from disk when the report is written, reduced to one display plane
 (the middle z plane of a 3D stack) and downscaled so the longest side is at most
-:data:`MAX_SIDE` pixels; every panel is an RGB array built with numpy/scikit-image
-operations on whole arrays, then encoded as a PNG data URI for the self-contained
-report.
+:data:`MAX_SIDE` pixels; every panel is an array built with numpy/scikit-image
+operations on whole arrays, then encoded as a data URI for the self-contained report
+(labels and error map as PNG, the noisy input as JPEG, which is about 5x smaller).
 
 Error map colours (Okabe & Ito's colour-blind-safe palette plus matplotlib's cividis):
 matched objects are filled and outlined in the cividis colour of their IoU, missed
@@ -32,6 +32,7 @@ __all__ = [
     "ImageVisual",
     "Panel",
     "iou_colours",
+    "jpeg_data_uri",
     "png_data_uri",
     "render_visual",
 ]
@@ -74,8 +75,17 @@ def png_data_uri(rgb: np.ndarray) -> str:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(rgb).save(buffer, format="PNG", optimize=True)
+    Image.fromarray(rgb).save(buffer, format="PNG", compress_level=6)
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def jpeg_data_uri(grey: np.ndarray) -> str:
+    """Encode an (H, W) image in [0, 1] as a JPEG data URI (noisy inputs: 5x smaller than PNG)."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.round(grey * 255).astype(np.uint8)).save(buffer, format="JPEG", quality=85)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
 def iou_colours(ious: np.ndarray) -> np.ndarray:
@@ -121,10 +131,10 @@ def render_visual(run: QcRun, outcome: ImageOutcome) -> ImageVisual:
         grey = _display_input(_plane(source, target.ndim), target.ndim, target_small.shape)
     else:
         notes.append("no source image (--predictions without --qc-source)")
-    error = _error_map(target_small, predicted_small, pairs, grey)
+    error = _error_map(target_small, predicted_small, pairs)
     panels = []
     if grey is not None:
-        panels.append(Panel("input (percentiles 1–99.8)", png_data_uri(_to_rgb(grey))))
+        panels.append(Panel("input (percentiles 1–99.8)", jpeg_data_uri(grey)))
     panels += [
         Panel("ground truth", png_data_uri(_instance_colours(target_small))),
         Panel("prediction", png_data_uri(_instance_colours(predicted_small))),
@@ -155,10 +165,6 @@ def _display_input(image: np.ndarray, spatial_ndim: int, shape: tuple[int, ...])
     return scaled.astype(np.float32)
 
 
-def _to_rgb(grey: np.ndarray) -> np.ndarray:
-    return np.repeat(np.round(grey * 255).astype(np.uint8)[..., None], 3, axis=-1)
-
-
 def _instance_colours(labels: np.ndarray) -> np.ndarray:
     """Each label its own bright colour (golden-ratio hues), background black."""
     from matplotlib.colors import hsv_to_rgb
@@ -181,14 +187,16 @@ def _lookup(labels: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarra
     return found, order[position]
 
 
-def _error_map(
-    target: np.ndarray, predicted: np.ndarray, pairs: MatchedPairs, grey: np.ndarray | None
-) -> np.ndarray:
-    """Matched objects by IoU (cividis), false negatives and false positives."""
+def _error_map(target: np.ndarray, predicted: np.ndarray, pairs: MatchedPairs) -> np.ndarray:
+    """Matched objects by IoU (cividis), false negatives and false positives.
+
+    The background is flat dark grey rather than the input image: the input is the
+    panel beside it, and a flat background keeps the PNG small (a noisy one does not
+    compress).
+    """
     from skimage.segmentation import find_boundaries
 
-    base = 0.12 + 0.4 * grey if grey is not None else np.full(target.shape, 0.12, np.float32)
-    out = np.repeat(base[..., None], 3, axis=-1).astype(np.float32)
+    out = np.full((*target.shape, 3), 0.12, np.float32)
     colours = iou_colours(pairs.ious).astype(np.float32) / 255
 
     true_matched, true_at = _lookup(target, pairs.true_labels)
