@@ -89,7 +89,8 @@ def test_report_has_header_one_row_and_one_visual_per_image(pytester, make_qc, t
     qc, result = run_report(pytester, make_qc, thresholds_file)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = pytester.path / "qc-output"
-    assert sorted(p.name for p in out.iterdir()) == ["metrics.csv", "report.html", "summary.json"]
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+    assert written == ["metrics.csv", "report.html", "summary.json"]  # one file, no assets/
     html = (out / "report.html").read_text(encoding="utf-8")
     tree = Tree(html).root
     # Self-contained: no stylesheet or script or image fetched from elsewhere.
