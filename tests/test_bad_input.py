@@ -383,6 +383,7 @@ def check_row(row: Row, scenario: Scenario, pytester: pytest.Pytester) -> None:
         assert [line.split(",")[0] for line in csv_rows] == [
             name for name in ALL if status.get(name) == "evaluated"
         ]
+        assert (out / "report.html").is_file()
     if row.exit_code == 4:
         assert not (out / "summary.json").exists()
 
@@ -409,8 +410,9 @@ def test_disk_full_leaves_no_temporary_files(pytester, make_qc):
     disk_full(scenario)
     result = pytester.runpytest_subprocess(*scenario.command_line())
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    leftovers = [p.name for p in (pytester.path / "qc-output").iterdir()]
-    assert leftovers == [".segqc-output"]
+    leftovers = {p.name for p in (pytester.path / "qc-output").iterdir()}
+    assert not {"metrics.csv", "summary.json"} & leftovers
+    assert not [name for name in leftovers if name.endswith(".tmp")]
 
 
 def test_second_run_replaces_outputs_and_touches_nothing_else(pytester, make_qc):

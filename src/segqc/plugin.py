@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
 from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
@@ -25,6 +26,7 @@ from segqc.prediction import (
     resolve_parameters,
     select_device,
 )
+from segqc.report import enable_html_report
 from segqc.reporting import QcSessionPlugin
 from segqc.session import DatasetOutcome, ImageOutcome, QcRun
 from segqc.thresholds import (
@@ -34,10 +36,10 @@ from segqc.thresholds import (
     load_thresholds,
 )
 
-__all__ = ["qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
+__all__ = ["qc_accuracy", "qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
-QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset"})
+QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy"})
 
 _PLUGIN = pytest.StashKey[QcSessionPlugin]()
 
@@ -228,6 +230,7 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
     )
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-html's, which must see the report path
 def pytest_configure(config: pytest.Config) -> None:
     """Validate options, thresholds, model and QC folders before anything is collected."""
     config.addinivalue_line(
@@ -239,6 +242,7 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.register(session_plugin, "segqc-session")
         bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
         config.pluginmanager.register(bridge, "segqc-xdist")
+        enable_html_report(config, session_plugin)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -265,11 +269,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("qc_image", pairs, ids=[p.name for p in pairs], indirect=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark QC tests (``-m segqc`` selects them; their outcomes go to summary.json)."""
     for item in items:
         if isinstance(item, pytest.Function) and QC_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.segqc)
+    session_plugin = config.stash.get(_PLUGIN, None)
+    deselect_unused_aggregate_at(config, items, session_plugin.run if session_plugin else None)
 
 
 @pytest.fixture(scope="session")
@@ -324,3 +330,9 @@ def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> Datase
     if isinstance(qc_outcomes, LazyOutcomes):
         qc_outcomes.evaluate_all()
     return qc_run.dataset()
+
+
+@pytest.fixture(scope="session")
+def qc_accuracy(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> AccuracyCurve | None:
+    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged."""
+    return accuracy_vs_iou(qc_run)

@@ -50,6 +50,7 @@ class QcSessionPlugin:
         self.test_counts: dict[str, int] = {}
         self.written: list[Path] = []
         self.write_errors: list[str] = []
+        self.summary: dict[str, Any] | None = None  # summary.json's content, for the report
 
     @property
     def is_worker(self) -> bool:
@@ -97,6 +98,7 @@ class QcSessionPlugin:
             ignored_files=[str(p) for p in self.ignored],
             test_counts=self.test_counts,
         )
+        self.summary = summary
         rows = [(o.pair.name, o.scores.values()) for o in run.outcomes if o.scores is not None]
         for path, write in (
             (
@@ -119,7 +121,11 @@ class QcSessionPlugin:
             return
         dataset = run.dataset()
         errors = [o for o in run.outcomes if o.error]
-        broken = [v for v in iter_verdicts(run, dataset) if v.outcome != "pass"]
+        from segqc.accuracy import accuracy_vs_iou  # cached: computed for summary.json
+
+        curve = accuracy_vs_iou(run)
+        verdicts = [*iter_verdicts(run, dataset), *(curve.verdicts if curve else ())]
+        broken = [v for v in verdicts if v.outcome != "pass"]
         terminalreporter.section("segqc")
         terminalreporter.write_line(
             f"{len(run.outcomes) - len(errors)} of {len(run.pairs)} QC images evaluated; "

@@ -13,6 +13,7 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
   n_tiles, seconds)
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
+* ``accuracy_vs_iou``: the pooled QC set matched at IoU 0.1 … 0.9 (see segqc.accuracy)
 * ``tests``: pytest outcome counts
 """
 
@@ -75,6 +76,9 @@ def build_summary(
     test_counts: dict[str, int],
 ) -> dict[str, Any]:
     """Assemble the summary.json document of a run (see the module docstring)."""
+    from segqc.accuracy import accuracy_vs_iou
+
+    accuracy = accuracy_vs_iou(run)
     predictor = run.predictor.describe()
     if run.model_folder is not None:
         predictor["weights_sha256"] = sha256_of(run.model_folder.weights)
@@ -121,7 +125,9 @@ def build_summary(
             "pooled": dataset.pooled.values() if dataset.pooled else None,
             "image_mean": dataset.mean,
         },
-        "limits": [v.as_dict() for v in iter_verdicts(run, dataset)],
+        "limits": [v.as_dict() for v in iter_verdicts(run, dataset)]
+        + ([v.as_dict() for v in accuracy.verdicts] if accuracy else []),
+        "accuracy_vs_iou": accuracy.as_dict() if accuracy else None,
         "tests": test_counts,
         "versions": package_versions(),
     }

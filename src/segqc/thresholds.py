@@ -17,10 +17,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from segqc.metrics.catalogue import METRICS
 
@@ -108,6 +116,19 @@ class Thresholds(_Strict):
     per_image: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     aggregate: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     image_mean: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    # Pooled limits at other IoU thresholds: {0.7: {f1: {min: 0.6}}} (see segqc.accuracy).
+    aggregate_at: dict[Annotated[float, Field(gt=0.0, le=1.0)], _MetricLimits] = {}  # type: ignore[valid-type]
+
+    @field_validator("aggregate_at")
+    @classmethod
+    def _no_pixel_iou_at(cls, value: dict[float, Any]) -> dict[float, Any]:
+        for threshold, section in value.items():
+            if section.pixel_iou is not None:
+                raise ValueError(
+                    f"{threshold}.pixel_iou: pixel_iou does not depend on the IoU threshold; "
+                    "limit it under 'aggregate'"
+                )
+        return value
 
     def limits(self, scope: str) -> dict[str, Limit]:
         """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key."""
@@ -200,11 +221,13 @@ def _describe_errors(name: str, exc: ValidationError) -> Iterator[str]:
 def _unknown_key_message(loc: tuple[str, ...]) -> str:
     model: type[BaseModel] = Thresholds
     for part in loc[:-1]:
+        if part not in model.model_fields:
+            continue  # a key of a mapping section (an IoU threshold of aggregate_at)
         annotation = model.model_fields[part].annotation
         model = _model_in(annotation)
     valid = list(model.model_fields)
     what = {1: "unknown section", 2: "unknown metric" if loc[0] in LIMIT_SCOPES else "unknown key"}
-    kind = what.get(len(loc), "unknown key")
+    kind = "unknown metric" if loc[0] == "aggregate_at" else what.get(len(loc), "unknown key")
     close = closest_key(loc[-1], valid)
     hint = f"did you mean '{close}'?" if close else f"valid keys: {', '.join(valid)}"
     return f"{kind}; {hint}"

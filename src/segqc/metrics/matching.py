@@ -22,12 +22,14 @@ from scipy.sparse.csgraph import connected_components
 __all__ = [
     "LabelImageError",
     "LabelOverlaps",
+    "MatchedPairs",
     "MatchingStats",
     "check_label_image",
     "label_overlaps",
     "match_labels",
     "match_labels_at",
     "match_overlaps_at",
+    "matched_pairs",
     "pool_matching",
 ]
 
@@ -293,6 +295,73 @@ def match_overlaps_at(
     return tuple(_match_at(overlaps, float(thr), components) for thr in thresholds)
 
 
+@dataclass(frozen=True)
+class MatchedPairs:
+    """The one-to-one matched object pairs of an image at one IoU threshold.
+
+    Attributes
+    ----------
+    iou_threshold : float
+        The threshold the pairs were matched at (every ``iou >= iou_threshold``).
+    true_labels, pred_labels : numpy.ndarray
+        Label values (as in the input images) of the matched ground-truth and predicted
+        objects, pair by pair, ordered by ground-truth label.
+    ious : numpy.ndarray
+        float32 IoU of each pair.
+    """
+
+    iou_threshold: float
+    true_labels: np.ndarray
+    pred_labels: np.ndarray
+    ious: np.ndarray
+
+
+def matched_pairs(
+    y_true: np.ndarray, y_pred: np.ndarray, *, iou_threshold: float = 0.5
+) -> MatchedPairs:
+    """Which objects :func:`match_labels` matches, and with what IoU.
+
+    For drawing error maps: the pairs are those counted as true positives by
+    :func:`match_labels` with the same arguments (so ``len(ious) == tp`` and
+    ``ious.sum()`` is its ``sum_matched_score`` up to float32 rounding); unmatched
+    ground-truth labels are the false negatives, unmatched predicted labels the false
+    positives.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        Ground-truth and predicted label images of the same shape.
+    iou_threshold : float, optional
+        In (0, 1]. Default 0.5.
+
+    Returns
+    -------
+    MatchedPairs
+
+    Raises
+    ------
+    LabelImageError
+        Shape mismatch, non-integer dtype or negative labels.
+    ValueError
+        Threshold outside (0, 1].
+    """
+    thr = float(_check_thresholds((iou_threshold,))[0])
+    overlaps = label_overlaps(y_true, y_pred)
+    if min(overlaps.n_true, overlaps.n_pred) == 0:
+        empty = np.zeros(0, np.int64)
+        return MatchedPairs(thr, empty, empty.copy(), np.zeros(0, np.float32))
+    true_index, pred_index, scores = _matched_at(overlaps, thr, [])
+    # _sequential numbers labels 1..n in increasing label value, so index k is value k-1.
+    true_values = _label_values(y_true)
+    pred_values = _label_values(y_pred)
+    return MatchedPairs(thr, true_values[true_index - 1], pred_values[pred_index - 1], scores)
+
+
+def _label_values(labels: np.ndarray) -> np.ndarray:
+    values = np.unique(labels)
+    return values[values != 0]
+
+
 def _check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
     thresholds = tuple(iou_thresholds)
     if not thresholds:
@@ -413,15 +482,7 @@ def _match_at(overlaps: LabelOverlaps, thr: float, components: list[np.ndarray])
         return _stats(
             thr, tp=0, fp=n_pred, fn=n_true, n_true=n_true, n_pred=n_pred, sum_matched_score=0.0
         )
-    # float32 scores against a Python float compare in float32, as in stardist.
-    ok = overlaps.scores >= thr
-    ok_true, ok_pred = overlaps.true_index[ok], overlaps.pred_index[ok]
-    true_clash = _repeated(ok_true, n_true)
-    pred_clash = _repeated(ok_pred, n_pred)
-    if not (true_clash.any() or pred_clash.any()):
-        matched = overlaps.scores[ok]  # already ordered by true label
-    else:
-        matched = _solve_conflicts(overlaps, thr, ok, true_clash, pred_clash, components)
+    matched = _matched_at(overlaps, thr, components)[2]
     tp = len(matched)
     # np.sum of a contiguous float32 array in true-label order, as stardist sums it.
     sum_matched = np.sum(np.ascontiguousarray(matched, dtype=np.float32))
@@ -436,6 +497,20 @@ def _match_at(overlaps: LabelOverlaps, thr: float, components: list[np.ndarray])
     )
 
 
+def _matched_at(
+    overlaps: LabelOverlaps, thr: float, components: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequential true and predicted indices and IoUs of the matched pairs, by true label."""
+    # float32 scores against a Python float compare in float32, as in stardist.
+    ok = overlaps.scores >= thr
+    ok_true, ok_pred = overlaps.true_index[ok], overlaps.pred_index[ok]
+    true_clash = _repeated(ok_true, overlaps.n_true)
+    pred_clash = _repeated(ok_pred, overlaps.n_pred)
+    if not (true_clash.any() or pred_clash.any()):
+        return ok_true, ok_pred, overlaps.scores[ok]  # already ordered by true label
+    return _solve_conflicts(overlaps, thr, ok, true_clash, pred_clash, components)
+
+
 def _repeated(index: np.ndarray, n: int) -> np.ndarray:
     """Boolean mask over labels 0..n: labels occurring more than once in ``index``."""
     return np.bincount(index, minlength=n + 1) > 1
@@ -448,8 +523,8 @@ def _solve_conflicts(
     true_clash: np.ndarray,
     pred_clash: np.ndarray,
     components: list[np.ndarray],
-) -> np.ndarray:
-    """Matched scores (ordered by true label) when some pairs >= thr share an object."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matched pairs (ordered by true label) when some pairs >= thr share an object."""
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     true_index, pred_index, scores = overlaps.true_index, overlaps.pred_index, overlaps.scores
@@ -472,6 +547,7 @@ def _solve_conflicts(
     # Outside the clashing components the pairs >= thr are forced, as in _match_at.
     keep = ok & ~in_clash
     matched_true = [true_index[keep]]
+    matched_pred = [pred_index[keep]]
     matched_scores = [scores[keep]]
 
     solve = np.flatnonzero(in_clash)
@@ -487,11 +563,16 @@ def _solve_conflicts(
         r, c = linear_sum_assignment(costs)
         good = block[r, c] >= thr
         matched_true.append(rows[r[good]])
+        matched_pred.append(cols[c[good]])
         matched_scores.append(block[r, c][good])
 
     all_true = np.concatenate(matched_true)
     order = np.argsort(all_true, kind="stable")
-    return np.concatenate(matched_scores)[order]
+    return (
+        all_true[order],
+        np.concatenate(matched_pred)[order],
+        np.concatenate(matched_scores)[order],
+    )
 
 
 def _stats(
