@@ -435,3 +435,17 @@ def test_overwrite_flag_takes_over_a_folder_with_foreign_outputs(pytester, make_
     result = pytester.runpytest(*scenario.command_line(), "--qc-overwrite")
     assert result.ret == 0
     assert (pytester.path / "qc-output" / "metrics.csv").read_text().startswith("image,")
+
+
+def test_outputs_get_ordinary_file_permissions(pytester, make_qc):
+    qc = make_qc(1, root=pytester.path / "qc")
+    old = os.umask(0o022)
+    try:
+        result = pytester.runpytest(
+            *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+        )
+    finally:
+        os.umask(old)
+    assert result.ret == 0
+    mode = (pytester.path / "qc-output" / "metrics.csv").stat().st_mode & 0o777
+    assert mode == 0o644  # not the 0600 of a temporary file
