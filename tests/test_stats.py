@@ -123,7 +123,10 @@ def test_percentile_interval_coverage_on_a_known_population():
         n_true = 5 + rng.poisson(15, size=20)
         tp = rng.binomial(n_true, 0.8)
         fp = rng.poisson(3, size=20)
-        scores = [scores_from_counts(int(t), int(f), int(n - t)) for t, f, n in zip(tp, fp, n_true)]
+        scores = [
+            scores_from_counts(int(t), int(f), int(n - t))
+            for t, f, n in zip(tp, fp, n_true, strict=True)
+        ]
         interval = bootstrap_intervals(scores, n=400, confidence=0.95, seed=rep)["aggregate"]
         hits += interval["f1"].low <= truth <= interval["f1"].high
     assert 0.88 <= hits / repetitions <= 0.99
@@ -140,9 +143,15 @@ def test_paired_delta_detects_real_drops_and_rarely_invents_them():
         old_tp = rng.binomial(n_true, 0.8)
         same_tp = rng.binomial(n_true, 0.8)
         worse_tp = rng.binomial(n_true, 0.65)
-        old = [scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(old_tp, n_true)]
-        same = [scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(same_tp, n_true)]
-        worse = [scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(worse_tp, n_true)]
+        old = [
+            scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(old_tp, n_true, strict=True)
+        ]
+        same = [
+            scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(same_tp, n_true, strict=True)
+        ]
+        worse = [
+            scores_from_counts(int(t), 1, int(n - t)) for t, n in zip(worse_tp, n_true, strict=True)
+        ]
         null = paired_delta_intervals(old, same, n=300, seed=rep)["aggregate"]["recall"]
         drop = paired_delta_intervals(old, worse, n=300, seed=rep)["aggregate"]["recall"]
         false_alarms += null.high < 0

@@ -14,6 +14,7 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
 * ``tests``: pytest outcome counts
+* sections added by other stages (``run.summary_sections``): ``statistics``, ``regression``
 """
 
 from __future__ import annotations
@@ -123,6 +124,7 @@ def build_summary(
         "limits": [v.as_dict() for v in iter_verdicts(run, dataset)],
         "tests": test_counts,
         "versions": package_versions(),
+        **{key: build() for key, build in run.summary_sections.items()},
     }
 
 
