@@ -131,3 +131,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     select_device("auto")
     model.predict_instances(np.zeros((32, 32), np.float32), show_tile_progress=False)
     return basedir / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tensorflow_ready(tiny_model_dir: Path) -> None:
+    """TensorFlow imported and warmed up, for in-process pytester runs that predict.
+
+    Request it as a test argument (session fixtures are set up before ``pytester``).
+    """

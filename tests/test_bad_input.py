@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from conftest import QcFolders, disks, image_from
 
 QC = ("--pyargs", "segqc.qc_tests")

@@ -44,6 +44,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "loss_curve.png",
     "predictions",
     "baseline-model",
+    "cache",
 )
 
 #: Marks a folder as segqc's, so a later run may replace the files in OUTPUT_NAMES.
