@@ -33,7 +33,7 @@ from segqc.metrics.scores import QcScores
 from segqc.model_folder import ModelFolderError, inspect_model_folder, sha256_of
 from segqc.outputs import OutputError
 from segqc.regression import Comparison, compare
-from segqc.session import QcRun
+from segqc.session import DatasetOutcome, QcRun
 from segqc.stat_gates import GateVerdict, judge_ci_limits, judge_worst_images, statistics_section
 from segqc.stats import Interval, bootstrap_intervals
 
@@ -314,7 +314,7 @@ def _read_checked(path: Path, run: QcRun, *, allow: bool) -> tuple[Baseline, dic
 
 
 def _baseline_run(config: pytest.Config, run: QcRun, model_dir: Path) -> QcRun:
-    from segqc.plugin import _device_setting
+    from segqc.plugin import _device_setting, _with_cache
     from segqc.prediction import StarDistPredictor, resolve_parameters
 
     if any(pair.source is None for pair in run.pairs):
@@ -330,7 +330,7 @@ def _baseline_run(config: pytest.Config, run: QcRun, model_dir: Path) -> QcRun:
     return QcRun(
         pairs=run.pairs,
         thresholds=run.thresholds,
-        predictor=predictor,
+        predictor=_with_cache(config, predictor),
         output_dir=run.output_dir / BASELINE_MODEL_DIR,
         model_folder=folder,
     )
@@ -338,7 +338,7 @@ def _baseline_run(config: pytest.Config, run: QcRun, model_dir: Path) -> QcRun:
 
 @pytest.fixture(scope="session")
 def qc_regression(
-    request: pytest.FixtureRequest, qc_run: QcRun, qc_outcomes: dict[str, Any]
+    request: pytest.FixtureRequest, qc_run: QcRun, qc_dataset: DatasetOutcome
 ) -> Comparison:
     """The comparison with the baseline (skips when there is none to compare with)."""
     regression = request.config.stash.get(_SESSION, None)
@@ -370,8 +370,11 @@ def qc_regression(
 
 
 @pytest.fixture(scope="session")
-def qc_statistics(qc_run: QcRun, qc_outcomes: dict[str, Any]) -> StatisticsOutcome:
-    """Bootstrap intervals over the evaluated images and the statistical gates."""
+def qc_statistics(qc_run: QcRun, qc_dataset: DatasetOutcome) -> StatisticsOutcome:
+    """Bootstrap intervals over the evaluated images and the statistical gates.
+
+    Requests ``qc_dataset`` so that every image is evaluated first (also on xdist workers).
+    """
     scores = [(o.pair.name, o.scores) for o in qc_run.outcomes if o.scores is not None]
     if not scores:
         pytest.fail("no QC image could be evaluated; see the errors above", pytrace=False)
