@@ -69,12 +69,15 @@ def test_unreadable_baseline_names_the_file(tmp_path, text, message):
         read_baseline(path)
 
 
-def test_baseline_missing_a_metric_is_invalid(tmp_path, three_images):
+def test_baseline_with_broken_counts_is_invalid(tmp_path, three_images):
     document = make_document(three_images)
-    del document["images"][0]["metrics"]["f1"]
+    del document["images"][0]["counts"]["matching"]
     path = tmp_path / "baseline.json"
     path.write_text(json.dumps(document))
-    with pytest.raises(BaselineError, match=r"images\.0\.metrics: .*missing metrics: f1"):
+    with pytest.raises(
+        BaselineError,
+        match=r"images\.0\.counts: .*cannot rebuild the scores \(KeyError: 'matching'\)",
+    ):
         read_baseline(path)
 
 

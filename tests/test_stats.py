@@ -10,15 +10,18 @@ import numpy as np
 import pytest
 from stardist.matching import matching_dataset
 
+from segqc.metrics.catalogue import METRIC_KEYS
+from segqc.metrics.community import AjiCounts, DsbCounts, SegCounts
 from segqc.metrics.matching import MatchingStats
 from segqc.metrics.pixel import ForegroundOverlap
-from segqc.metrics.scores import QcScores, measure
+from segqc.metrics.scores import QcScores, measure, pool
 from segqc.stats import (
     Interval,
     bootstrap_intervals,
     count_matrix,
     paired_delta_intervals,
     pooled_from_sums,
+    pooled_replicates,
     resample_weights,
     worst_images,
 )
@@ -39,6 +42,9 @@ def scores_from_counts(tp: int, fp: int, fn: int, iou: float = 0.8) -> QcScores:
             panoptic_quality=sms / (tp + fp / 2 + fn / 2) if tp + fp + fn else 0.0,
             sum_matched_score=sms,
         ),
+        seg=SegCounts(n_true=n_true, n_pred=n_pred, sum_jaccard=sms),
+        aji=AjiCounts(intersection=tp * 10, union=(tp + fp + fn) * 10),
+        dsb=DsbCounts(tp=(tp, tp // 2), fp=(fp, fp + tp - tp // 2), fn=(fn, fn + tp - tp // 2)),
     )  # fmt: skip
 
 
@@ -65,7 +71,7 @@ def test_replicates_repool_like_stardist_matching_dataset():
     pairs = random_label_pairs(7, seed=3)
     scores = [measure(t, p, iou_threshold=0.5) for t, p in pairs]
     weights = resample_weights(len(pairs), n=5, seed=11)
-    pooled = pooled_from_sums(weights @ count_matrix(scores))
+    pooled = pooled_replicates(scores, weights)
     for b, row in enumerate(weights):
         drawn = [pairs[i] for i, count in enumerate(row) for _ in range(count)]
         reference = matching_dataset(
@@ -75,6 +81,19 @@ def test_replicates_repool_like_stardist_matching_dataset():
             assert pooled[key][b] == pytest.approx(getattr(reference, key), abs=1e-12), key
         for key in ("mean_true_score", "mean_matched_score", "panoptic_quality"):
             assert pooled[key][b] == pytest.approx(getattr(reference, key), rel=1e-6), key
+        # and every metric (community ones included) as segqc's own pool() gives it
+        repooled = pool([s for s, k in zip(scores, row, strict=True) for _ in range(k)]).values()
+        for key in METRIC_KEYS:
+            assert pooled[key][b] == pytest.approx(repooled[key], rel=1e-6, abs=1e-12), key
+
+
+def test_pooled_counts_only_formulas():
+    pairs = random_label_pairs(5, seed=8)
+    scores = [measure(t, p, iou_threshold=0.5) for t, p in pairs]
+    sums = count_matrix(scores).sum(axis=0)
+    expected = pool(scores).values()
+    for key, value in pooled_from_sums(sums).items():
+        assert float(value) == pytest.approx(expected[key], rel=1e-6, abs=1e-12), key
 
 
 def test_pooled_zero_conventions():

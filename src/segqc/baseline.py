@@ -7,18 +7,17 @@ A small, indented JSON file a person can read and diff::
      "model": {"path": ..., "weights_sha256": ..., "prob_thresh": ..., "nms_thresh": ...},
      "matching": {"iou_threshold": 0.5}, "thresholds": {"path": ..., "content": {...}},
      "images": [{"name": "a.tif", "source_sha256": ..., "target_sha256": ...,
-                 "metrics": {13 metrics}, "foreground": {"intersection": ..., "union": ...},
-                 "sum_matched_score": ...}, ...],
+                 "metrics": {every metric}, "counts": {the counts they come from}}, ...],
      "aggregate": {"pooled": {...}, "image_mean": {...}}}
 
-Per image it keeps the counts needed to re-pool (foreground pixels, matched-IoU sum), so
-a baseline file gives exactly the scores the run that wrote it had. It is read with
+Per image it keeps the counts the metrics come from (``QcScores.to_dict``: foreground
+pixels, matching counts and IoU sums, community-metric counts), so a baseline file gives
+exactly the scores, pooled included, the run that wrote it had. It is read with
 ``json`` and validated with pydantic; nothing in it is ever executed.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import json
 from dataclasses import dataclass
@@ -28,9 +27,6 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from segqc import __version__
-from segqc.metrics.catalogue import METRIC_KEYS
-from segqc.metrics.matching import MatchingStats
-from segqc.metrics.pixel import ForegroundOverlap
 from segqc.metrics.scores import QcScores, image_mean, pool
 from segqc.model_folder import sha256_of
 from segqc.outputs import write_json
@@ -49,56 +45,34 @@ __all__ = [
 ]
 
 SCHEMA = "segqc-baseline"
-_COUNT_KEYS = ("fp", "tp", "fn", "n_true", "n_pred")
-_MATCHING_RATIOS = tuple(
-    f.name
-    for f in dataclasses.fields(MatchingStats)
-    if f.name not in (*_COUNT_KEYS, "iou_threshold", "sum_matched_score")
-)
 
 
 class BaselineError(ValueError):
     """A baseline file cannot be read or used; the message names the file and the fix."""
 
 
-class _Foreground(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    intersection: int = Field(ge=0)
-    union: int = Field(ge=0)
-
-
 class BaselineImage(BaseModel):
-    """One QC image of the baseline: identity (hashes) and scores."""
+    """One QC image of the baseline: identity (hashes), metrics to read, counts to re-pool."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
     source_sha256: str | None = None
     target_sha256: str
-    metrics: dict[str, float]
-    foreground: _Foreground
-    sum_matched_score: float
+    metrics: dict[str, float | None]
+    counts: dict[str, Any]
 
-    @field_validator("metrics")
+    @field_validator("counts")
     @classmethod
-    def _all_metrics(cls, metrics: dict[str, float]) -> dict[str, float]:
-        missing = [k for k in METRIC_KEYS if k not in metrics]
-        if missing:
-            raise ValueError(f"missing metrics: {', '.join(missing)}")
-        return metrics
+    def _rebuildable(cls, counts: dict[str, Any]) -> dict[str, Any]:
+        try:
+            QcScores.from_dict(counts)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"cannot rebuild the scores ({type(exc).__name__}: {exc})") from None
+        return counts
 
-    def scores(self, iou_threshold: float) -> QcScores:
-        """The image's :class:`QcScores`, as the run that wrote the baseline had them."""
-        m = self.metrics
-        fields: dict[str, Any] = {k: int(m[k]) for k in _COUNT_KEYS}
-        fields.update({k: float(m[k]) for k in _MATCHING_RATIOS})
-        return QcScores(
-            foreground=ForegroundOverlap(self.foreground.intersection, self.foreground.union),
-            matching=MatchingStats(
-                iou_threshold=iou_threshold,
-                sum_matched_score=self.sum_matched_score,
-                **fields,
-            ),
-        )
+    def scores(self) -> QcScores:
+        """The image's :class:`QcScores`, exactly as the run that wrote the baseline had them."""
+        return QcScores.from_dict(self.counts)
 
 
 class _Matching(BaseModel):
@@ -120,8 +94,7 @@ class Baseline(BaseModel):
 
     def scores(self) -> dict[str, QcScores]:
         """Scores by image name, in file order."""
-        thr = self.matching.iou_threshold
-        return {image.name: image.scores(thr) for image in self.images}
+        return {image.name: image.scores() for image in self.images}
 
     def describe(self) -> str:
         """One line naming the model and date, for messages."""
@@ -169,11 +142,7 @@ def baseline_document(
                 "source_sha256": source_hash,
                 "target_sha256": target_hash,
                 "metrics": s.values(),
-                "foreground": {
-                    "intersection": s.foreground.intersection,
-                    "union": s.foreground.union,
-                },
-                "sum_matched_score": s.matching.sum_matched_score,
+                "counts": s.to_dict(),
             }
         )
     listed = list(scores.values())

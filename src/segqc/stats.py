@@ -39,6 +39,7 @@ __all__ = [
     "count_matrix",
     "paired_delta_intervals",
     "pooled_from_sums",
+    "pooled_replicates",
     "resample_weights",
     "worst_images",
 ]
@@ -140,10 +141,66 @@ def resample_weights(n_images: int, *, n: int, seed: int) -> np.ndarray:
     return np.bincount(flat.ravel(), minlength=n * n_images).reshape(n, n_images)
 
 
+def pooled_replicates(scores: Sequence[QcScores], weights: np.ndarray) -> dict[str, np.ndarray]:
+    """Every pooled metric of every replicate, as :func:`~segqc.metrics.scores.pool` does.
+
+    Parameters
+    ----------
+    scores : sequence of QcScores
+        One per image.
+    weights : np.ndarray
+        ``(n_replicates, n_images)`` draw counts (:func:`resample_weights`).
+
+    Returns
+    -------
+    dict of str to np.ndarray
+        One value per replicate for every key of :data:`METRIC_KEYS`. The ZeroCost and
+        community metrics are re-pooled from summed counts in one matrix product each;
+        a metric this module has no formula for falls back to calling ``pool`` on each
+        replicate (slower, same numbers).
+    """
+    pooled = pooled_from_sums(weights @ count_matrix(scores))
+    if hasattr(scores[0], "seg"):  # community metrics (SEG, AJI, DSB, SQ, RQ)
+        pooled.update(_community_replicates(scores, weights, pooled))
+    for key in METRIC_KEYS:
+        if key not in pooled:
+            pooled[key] = np.array(
+                [pool([s for s, k in zip(scores, row, strict=True) for _ in range(k)]).values()[key]
+                 for row in weights]
+            )  # fmt: skip
+    return pooled
+
+
+def _community_replicates(
+    scores: Sequence[Any], weights: np.ndarray, pooled: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    seg = weights @ np.array(
+        [(s.seg.n_true, s.seg.n_pred, s.seg.sum_jaccard) for s in scores], dtype=np.float64
+    )
+    aji = weights @ np.array([(s.aji.intersection, s.aji.union) for s in scores], np.float64)
+    dsb = [
+        weights @ np.array([getattr(s.dsb, k) for s in scores], np.float64)
+        for k in ["tp", "fp", "fn"]
+    ]
+    n_true, n_pred, sum_jaccard = seg.T
+    empty_seg = np.where(n_pred == 0, 1.0, 0.0)
+    dsb_total = dsb[0] + dsb[1] + dsb[2]
+    per_threshold = _ratio(dsb[0], dsb_total, where=dsb_total > 0, empty=1.0)
+    tp, fp, fn = pooled["tp"], pooled["fp"], pooled["fn"]
+    return {
+        "seg": np.where(
+            n_true > 0, _ratio(sum_jaccard, n_true, where=n_true > 0, empty=0.0), empty_seg
+        ),
+        "aji": _ratio(aji[:, 0], aji[:, 1], where=aji[:, 1] > 0, empty=1.0),
+        "dsb_score": per_threshold.mean(axis=1),
+        "sq": pooled["mean_matched_score"],
+        "rq": _ratio(tp, tp + fp / 2 + fn / 2, where=(tp + fp + fn) > 0, empty=0.0),
+    }
+
+
 def _replicates(scores: Sequence[QcScores], weights: np.ndarray) -> dict[str, dict[str, Any]]:
-    counts = count_matrix(scores)
     values = np.array([[s.values()[k] for k in METRIC_KEYS] for s in scores], dtype=np.float64)
-    pooled = pooled_from_sums(weights @ counts)
+    pooled = pooled_replicates(scores, weights)
     means = (weights @ values) / len(scores)
     return {
         "aggregate": pooled,
