@@ -43,6 +43,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "report.html",
     "loss_curve.png",
     "predictions",
+    "baseline-model",
     "cache",
 )
 

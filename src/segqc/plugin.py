@@ -38,6 +38,9 @@ from segqc.thresholds import (
 
 __all__ = ["qc_accuracy", "qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
 
+# Regression checks and statistics: their options, fixtures and hooks.
+pytest_plugins = ["segqc.regression_plugin"]
+
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
 QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy"})
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,6 +91,8 @@ class QcRun:
         self.output_dir = output_dir
         self.model_folder = model_folder
         self._outcomes: dict[str, ImageOutcome] = {}
+        #: Extra top-level summary.json sections, built at the end of the session.
+        self.summary_sections: dict[str, Callable[[], Any]] = {}
 
     @property
     def iou_threshold(self) -> float:

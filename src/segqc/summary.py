@@ -15,6 +15,7 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
 * ``accuracy_vs_iou``: the pooled QC set matched at IoU 0.1 … 0.9 (see segqc.accuracy)
 * ``tests``: pytest outcome counts
+* sections added by other stages (``run.summary_sections``): ``statistics``, ``regression``
 """
 
 from __future__ import annotations
@@ -130,6 +131,7 @@ def build_summary(
         "accuracy_vs_iou": accuracy.as_dict() if accuracy else None,
         "tests": test_counts,
         "versions": package_versions(),
+        **{key: build() for key, build in run.summary_sections.items()},
     }
 
 

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from segqc.metrics.catalogue import METRICS
+from segqc.regression_settings import RegressionSettings, StatisticsSettings
 
 __all__ = [
     "LIMIT_SCOPES",
@@ -66,8 +67,13 @@ class Limit(_Strict):
 
     @model_validator(mode="after")
     def _bounds_make_sense(self) -> Limit:
-        if self.min is None and self.max is None:
-            raise ValueError("a limit needs 'min' and/or 'max'")
+        if self.min is None and self.max is None and getattr(self, "min_ci_low", None) is None:
+            gates = (
+                "'min', 'max' and/or 'min_ci_low'"
+                if hasattr(self, "min_ci_low")
+                else "'min' and/or 'max'"
+            )
+            raise ValueError(f"a limit needs {gates}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
@@ -83,6 +89,12 @@ class _CountLimit(Limit):
     max: float | None = Field(default=None, ge=0.0)
 
 
+class _AggregateRatioLimit(_RatioLimit):
+    """Aggregate limits may also gate on the bootstrap interval's lower bound."""
+
+    min_ci_low: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 # One optional field per metric, typed by the metric's kind, so that ranges are checked by
 # pydantic and an unknown metric is an "extra" key we can suggest a correction for.
 _MetricLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
@@ -90,6 +102,14 @@ _MetricLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
     __base__=_Strict,
     **{
         spec.key: ((_RatioLimit if spec.kind == "ratio" else _CountLimit) | None, None)
+        for spec in METRICS
+    },
+)
+_AggregateLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
+    "AggregateLimits",
+    __base__=_Strict,
+    **{
+        spec.key: ((_AggregateRatioLimit if spec.kind == "ratio" else _CountLimit) | None, None)
         for spec in METRICS
     },
 )
@@ -114,10 +134,12 @@ class Thresholds(_Strict):
     matching: MatchingSettings = MatchingSettings()
     prediction: PredictionSettings = PredictionSettings()
     per_image: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
-    aggregate: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    aggregate: _AggregateLimits = _AggregateLimits()  # type: ignore[valid-type]
     image_mean: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     # Pooled limits at other IoU thresholds: {0.7: {f1: {min: 0.6}}} (see segqc.accuracy).
     aggregate_at: dict[Annotated[float, Field(gt=0.0, le=1.0)], _MetricLimits] = {}  # type: ignore[valid-type]
+    regression: RegressionSettings = RegressionSettings()
+    statistics: StatisticsSettings = StatisticsSettings()
 
     @field_validator("aggregate_at")
     @classmethod
@@ -131,9 +153,16 @@ class Thresholds(_Strict):
         return value
 
     def limits(self, scope: str) -> dict[str, Limit]:
-        """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key."""
+        """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key.
+
+        Limits with only ``min_ci_low`` are left out: :mod:`segqc.stat_gates` judges those.
+        """
         section = getattr(self, scope)
-        return {key: limit for key, limit in section if limit is not None}
+        return {
+            key: limit
+            for key, limit in section
+            if limit is not None and (limit.min is not None or limit.max is not None)
+        }
 
 
 @dataclass(frozen=True)

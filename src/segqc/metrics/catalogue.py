@@ -27,12 +27,26 @@ class MetricSpec:
         Ratios lie in [0, 1] (higher is better); counts are non-negative integers.
     description : str
         One line shown in the report and the README.
+    direction : {"higher", "lower"} or None
+        Set only where :attr:`better` cannot be told from ``kind``.
     """
 
     key: str
     csv_column: str
     kind: Literal["ratio", "count"]
     description: str
+    direction: Literal["higher", "lower"] | None = None
+
+    @property
+    def better(self) -> Literal["higher", "lower"] | None:
+        """Which way is better: ratios and ``tp`` higher, ``fp``/``fn`` lower.
+
+        None for counts that describe the data rather than the model (``n_true``,
+        ``n_pred``): they cannot be given regression limits.
+        """
+        if self.direction is not None:
+            return self.direction
+        return "higher" if self.kind == "ratio" else None
 
 
 METRICS: tuple[MetricSpec, ...] = (
@@ -42,11 +56,19 @@ METRICS: tuple[MetricSpec, ...] = (
         "ratio",
         "foreground pixels in both masks / foreground pixels in either (whole image)",
     ),
-    MetricSpec("fp", "false positive", "count", "predicted objects without a match (n_pred - tp)"),
     MetricSpec(
-        "tp", "true positive", "count", "predicted objects matching a GT object at IoU >= t"
+        "fp", "false positive", "count", "predicted objects without a match (n_pred - tp)", "lower"
     ),
-    MetricSpec("fn", "false negative", "count", "GT objects without a match (n_true - tp)"),
+    MetricSpec(
+        "tp",
+        "true positive",
+        "count",
+        "predicted objects matching a GT object at IoU >= t",
+        "higher",
+    ),
+    MetricSpec(
+        "fn", "false negative", "count", "GT objects without a match (n_true - tp)", "lower"
+    ),
     MetricSpec("precision", "precision", "ratio", "tp / (tp + fp)"),
     MetricSpec("recall", "recall", "ratio", "tp / (tp + fn)"),
     MetricSpec("accuracy", "accuracy", "ratio", "tp / (tp + fp + fn)"),
