@@ -1,8 +1,9 @@
 """Write training histories as ZeroCostDL4Mic and Keras/StarDist do, for the tests.
 
 TensorBoard event files are written with tensorboard's record writer and protocol
-buffers (its EventFileWriter would import TensorFlow): ``epoch_loss`` as a rank-0 float tensor with the ``scalars`` plugin, as
-Keras' TensorBoard callback writes it, or as a TF1-style ``simple_value``.
+buffers (its EventFileWriter would import TensorFlow): ``epoch_loss`` as a rank-0 float
+tensor with the ``scalars`` plugin, as Keras' TensorBoard callback writes it, or as a
+TF1-style ``simple_value``.
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def write_events(
     path = folder / name
     with path.open("wb") as handle:
         writer = RecordWriter(handle)  # TFRecord framing with CRCs; no TensorFlow needed
-        writer.write(event_pb2.Event(wall_time=1.0, file_version="brain.Event:2").SerializeToString())
+        writer.write(
+            event_pb2.Event(wall_time=1.0, file_version="brain.Event:2").SerializeToString()
+        )
         for tag, values in scalars.items():
             for offset, value in enumerate(values):
                 if simple_value:

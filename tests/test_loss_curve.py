@@ -199,3 +199,40 @@ def test_generalisation_gap():
     assert "loss_curve.generalisation_gap.max_ratio" in verdict.message
     assert verdict.values["ratio"] == pytest.approx(3.0)
     assert check_generalisation_gap(history(loss, 1.5 * loss), DEFAULTS).outcome == "pass"
+
+
+def test_bundled_thresholds_document_the_loss_curve_section():
+    from segqc.thresholds import bundled_thresholds_path, load_thresholds
+
+    loaded = load_thresholds(bundled_thresholds_path())
+    section = loaded.thresholds.loss_curve
+    assert section == LossCurveSettings()  # the file states the defaults, no surprises
+    assert section.required is False and section.converged.level == "warn"
+    for key in ("required", "smoothing_window", "min_drop", "last_epochs", "tolerance",
+                "max_rise", "max_ratio"):  # fmt: skip
+        assert f"{key}:" in loaded.text
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("loss_curve:\n  overfit: {max_rise: 0.2}\n",
+         "loss_curve.overfit: unknown key; did you mean 'overfitting'?"),
+        ("loss_curve:\n  overfitting: {max_rise: -0.1}\n",
+         "loss_curve.overfitting.max_rise: Input should be greater than or equal to 0"),
+        ("loss_curve:\n  converged: {level: maybe}\n",
+         "loss_curve.converged.level: Input should be 'fail' or 'warn'"),
+        ("loss_curve:\n  smoothing_window: 2.5\n",
+         "loss_curve.smoothing_window: Input should be a valid integer"),
+        ("loss_curve:\n  required: 'yes'\n",
+         "loss_curve.required: Input should be a valid boolean"),
+    ],
+)  # fmt: skip
+def test_bad_loss_curve_settings_name_the_key(thresholds_file, text, message):
+    from segqc.thresholds import ThresholdsError, load_thresholds
+
+    path = thresholds_file(text)
+    with pytest.raises(ThresholdsError) as info:
+        load_thresholds(path)
+    assert str(info.value).startswith(f"{path}: ")
+    assert message in str(info.value)

@@ -136,7 +136,9 @@ def test_tensorboard_without_epoch_loss_or_with_garbage(tmp_path):
         read_tensorboard_history(tmp_path / "a")
     garbage = tmp_path / "b" / "train" / "events.out.tfevents.1"
     garbage.parent.mkdir(parents=True)
-    garbage.write_bytes(b"\x05\x00\x00\x00\x00\x00\x00\x00" + b"\x00" * 4 + b"\xff" * 5 + b"\x00" * 4)
+    garbage.write_bytes(
+        b"\x05\x00\x00\x00\x00\x00\x00\x00" + b"\x00" * 4 + b"\xff" * 5 + b"\x00" * 4
+    )
     with pytest.raises(HistoryError, match="not a TensorBoard event file"):
         read_tensorboard_history(tmp_path / "b")
 

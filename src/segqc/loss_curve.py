@@ -26,9 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from segqc.loss_history import LossHistory
+from segqc.loss_settings import LossCurveSettings
 
 __all__ = [
     "LOSS_CHECKS",
@@ -44,58 +44,6 @@ __all__ = [
 ]
 
 Outcome = Literal["pass", "fail", "warn", "skip"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-
-
-class FiniteSettings(_Strict):
-    """No NaN or inf in loss or val_loss."""
-
-    level: Literal["fail", "warn"] = "fail"
-
-
-class LearningSettings(_Strict):
-    """Training loss fell by at least ``min_drop`` (mean of the first vs last ``window``)."""
-
-    min_drop: float = Field(default=0.1, ge=0.0, le=1.0)
-    window: int = Field(default=5, ge=1)
-    level: Literal["fail", "warn"] = "fail"
-
-
-class ConvergedSettings(_Strict):
-    """Smoothed val_loss changed by at most ``tolerance`` over the last ``last_epochs``."""
-
-    last_epochs: int = Field(default=10, ge=1)
-    tolerance: float = Field(default=0.02, ge=0.0)
-    level: Literal["fail", "warn"] = "warn"
-
-
-class OverfittingSettings(_Strict):
-    """Smoothed val_loss at the end at most ``max_rise`` above its minimum."""
-
-    max_rise: float = Field(default=0.1, ge=0.0)
-    level: Literal["fail", "warn"] = "fail"
-
-
-class GapSettings(_Strict):
-    """Smoothed final val_loss / loss at most ``max_ratio``."""
-
-    max_ratio: float = Field(default=2.0, gt=0.0)
-    level: Literal["fail", "warn"] = "fail"
-
-
-class LossCurveSettings(_Strict):
-    """The ``loss_curve:`` section of thresholds.yaml."""
-
-    required: bool = False
-    smoothing_window: int = Field(default=5, ge=1)
-    finite: FiniteSettings = FiniteSettings()
-    learning: LearningSettings = LearningSettings()
-    converged: ConvergedSettings = ConvergedSettings()
-    overfitting: OverfittingSettings = OverfittingSettings()
-    generalisation_gap: GapSettings = GapSettings()
 
 
 @dataclass(frozen=True)
@@ -176,8 +124,9 @@ def _skip_if_not_finite(check: str, history: LossHistory) -> LossVerdict | None:
     bad = _not_finite(history)
     if bad is None:
         return None
-    return LossVerdict(check, "skip", f"{check}: not judged, {bad} has NaN/inf values "
-                       "(see loss_curve::finite)")  # fmt: skip
+    return LossVerdict(
+        check, "skip", f"{check}: not judged, {bad} has NaN/inf values (see loss_curve::finite)"
+    )
 
 
 def check_finite(history: LossHistory, settings: LossCurveSettings) -> LossVerdict:
@@ -200,8 +149,12 @@ def check_finite(history: LossHistory, settings: LossCurveSettings) -> LossVerdi
     names = " and ".join(name for name, _ in series)
     if not problems:
         note = "" if history.val_loss is not None else " (no val_loss recorded)"
-        return LossVerdict("finite", "pass", f"finite: {names} finite over all "
-                           f"{history.n_epochs} epochs{note}", values)  # fmt: skip
+        return LossVerdict(
+            "finite",
+            "pass",
+            f"finite: {names} finite over all {history.n_epochs} epochs{note}",
+            values,
+        )
     return LossVerdict(
         "finite",
         settings.finite.level,
@@ -223,8 +176,11 @@ def check_learning(history: LossHistory, settings: LossCurveSettings) -> LossVer
         return skipped
     n = history.n_epochs
     if n < 2:
-        return LossVerdict("learning", "skip", "learning: only 1 epoch recorded, so it cannot "
-                           "tell whether the training loss fell; train for more epochs")  # fmt: skip
+        message = (
+            "learning: only 1 epoch recorded, so it cannot tell whether the training loss "
+            "fell; train for more epochs"
+        )
+        return LossVerdict("learning", "skip", message)
     limits = settings.learning
     k = max(1, min(limits.window, n // 2))
     start, end = float(np.mean(history.loss[:k])), float(np.mean(history.loss[-k:]))
@@ -234,19 +190,23 @@ def check_learning(history: LossHistory, settings: LossCurveSettings) -> LossVer
     values = {"loss_start": start, "loss_end": end, "drop": drop, "window": k}
     numbers = f"mean of epochs {first}: {start:.4g} → epochs {last}: {end:.4g}"
     if drop >= limits.min_drop:
-        return LossVerdict("learning", "pass", f"learning: training loss fell {_pct(drop)} "
-                           f"({numbers})", values)  # fmt: skip
-    key = "(limit: a fall of at least {}, thresholds.yaml loss_curve.learning.min_drop)"
+        return LossVerdict(
+            "learning", "pass", f"learning: training loss fell {_pct(drop)} ({numbers})", values
+        )
+    key = (
+        f"(limit: a fall of at least {_pct(limits.min_drop)}, thresholds.yaml "
+        "loss_curve.learning.min_drop)"
+    )
     if drop < 0:
         message = (
             f"learning: diverging — training loss rose {_pct(drop)} ({numbers}); lower the "
-            f"learning rate and check the training images and masks {key.format(_pct(limits.min_drop))}"
+            f"learning rate and check the training images and masks {key}"
         )
     else:
         message = (
             f"learning: not learning — training loss fell only {_pct(drop)} ({numbers}); check "
             "that images and masks match, raise the learning rate or train longer "
-            f"{key.format(_pct(limits.min_drop))}"
+            f"{key}"
         )
     return LossVerdict("learning", limits.level, message, values)
 
@@ -286,13 +246,19 @@ def check_converged(history: LossHistory, settings: LossCurveSettings) -> LossVe
     smooth = moving_median(series, settings.smoothing_window)
     before, end = float(smooth[-1 - limits.last_epochs]), float(smooth[-1])
     change = _rel(end, before)
-    values = {"watched": name, "smoothed_before": before, "smoothed_end": end,
-              "change": change, "last_epochs": limits.last_epochs}  # fmt: skip
+    values = {
+        "watched": name,
+        "smoothed_before": before,
+        "smoothed_end": end,
+        "change": change,
+        "last_epochs": limits.last_epochs,
+    }
     span = f"over the last {limits.last_epochs} epochs ({before:.4g} → {end:.4g})"
     tolerance = f"tolerance {_pct(limits.tolerance)}, thresholds.yaml loss_curve.converged"
     if abs(change) <= limits.tolerance:
-        return LossVerdict("converged", "pass", f"converged: smoothed {name} changed "
-                           f"{_pct(change)} {span}", values)  # fmt: skip
+        return LossVerdict(
+            "converged", "pass", f"converged: smoothed {name} changed {_pct(change)} {span}", values
+        )
     if change < 0:
         message = (
             f"converged: still improving — train longer: smoothed {name} fell {_pct(change)} "
@@ -309,8 +275,12 @@ def check_converged(history: LossHistory, settings: LossCurveSettings) -> LossVe
 def _needs_validation(check: str, history: LossHistory) -> LossVerdict | None:
     if history.val_loss is not None:
         return None
-    return LossVerdict(check, "skip", f"{check}: no val_loss recorded in {history.source}, "
-                       "so it cannot be judged; train with validation data")  # fmt: skip
+    return LossVerdict(
+        check,
+        "skip",
+        f"{check}: no val_loss recorded in {history.source}, "
+        "so it cannot be judged; train with validation data",
+    )
 
 
 def check_overfitting(history: LossHistory, settings: LossCurveSettings) -> LossVerdict:
@@ -329,8 +299,11 @@ def check_overfitting(history: LossHistory, settings: LossCurveSettings) -> Loss
     assert history.val_loss is not None
     n, window = history.n_epochs, settings.smoothing_window
     if n < max(3, window):
-        return LossVerdict("overfitting", "skip", f"overfitting: only {n} epochs, too short to "
-                           f"judge (needs {max(3, window)}, loss_curve.smoothing_window)")  # fmt: skip
+        message = (
+            f"overfitting: only {n} epochs, too short to judge (needs {max(3, window)}, "
+            "loss_curve.smoothing_window)"
+        )
+        return LossVerdict("overfitting", "skip", message)
     limits = settings.overfitting
     val = moving_median(history.val_loss, window)
     loss = moving_median(history.loss, window)
@@ -339,12 +312,19 @@ def check_overfitting(history: LossHistory, settings: LossCurveSettings) -> Loss
     best = int(np.argmin(history.val_loss))
     epoch = int(history.epochs[best])
     loss_fall = -_rel(float(loss[-1]), float(loss[best]))
-    values = {"rise": rise, "smoothed_val_min": minimum, "smoothed_val_end": float(val[-1]),
-              "best_epoch": epoch, "loss_fall": loss_fall}  # fmt: skip
+    values = {
+        "rise": rise,
+        "smoothed_val_min": minimum,
+        "smoothed_val_end": float(val[-1]),
+        "best_epoch": epoch,
+        "loss_fall": loss_fall,
+    }
     key = f"(limit: {_pct(limits.max_rise)}, thresholds.yaml loss_curve.overfitting.max_rise)"
     if rise <= limits.max_rise:
-        return LossVerdict("overfitting", "pass", f"overfitting: none — val_loss ends "
-                           f"{_pct(rise)} above its minimum (epoch {epoch}) {key}", values)  # fmt: skip
+        message = (
+            f"overfitting: none — val_loss ends {_pct(rise)} above its minimum (epoch {epoch})"
+        )
+        return LossVerdict("overfitting", "pass", f"{message} {key}", values)
     if loss_fall > 0:
         message = (
             f"overfitting: val_loss rose {_pct(rise)} above its minimum (epoch {epoch}) while "
@@ -370,15 +350,19 @@ def check_generalisation_gap(history: LossHistory, settings: LossCurveSettings) 
     val = float(moving_median(history.val_loss, settings.smoothing_window)[-1])
     loss = float(moving_median(history.loss, settings.smoothing_window)[-1])
     if loss <= 0:
-        return LossVerdict(check, "skip", f"{check}: final training loss is {loss:.4g}, "
-                           "so val_loss / loss is undefined")  # fmt: skip
+        return LossVerdict(
+            check,
+            "skip",
+            f"{check}: final training loss is {loss:.4g}, so val_loss / loss is undefined",
+        )
     limits = settings.generalisation_gap
     ratio = val / loss
     values = {"ratio": ratio, "smoothed_val_end": val, "smoothed_loss_end": loss}
     numbers = f"final val_loss is {ratio:.2f}× the training loss ({val:.4g} vs {loss:.4g})"
     if ratio <= limits.max_ratio:
-        return LossVerdict(check, "pass", f"{check}: {numbers}, within "
-                           f"{limits.max_ratio:g}×", values)  # fmt: skip
+        return LossVerdict(
+            check, "pass", f"{check}: {numbers}, within {limits.max_ratio:g}×", values
+        )
     return LossVerdict(
         check,
         limits.level,

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, check_writable
 from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
@@ -32,12 +33,14 @@ from segqc.thresholds import (
     load_thresholds,
 )
 
-__all__ = ["qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
+__all__ = ["LOSS_CURVE", "loss_curve", "qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
-QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset"})
+QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "loss_curve"})
 
 _PLUGIN = pytest.StashKey[QcSessionPlugin]()
+#: The session's loss-curve checks (history, verdicts, figure), for the report.
+LOSS_CURVE = pytest.StashKey[LossCurveRun]()
 
 # (option, ini key, help); every option can also be set in [tool.pytest.ini_options].
 _PATH_OPTIONS = (
@@ -53,6 +56,8 @@ _PATH_OPTIONS = (
     ),
     ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
      "[default: qc-output]"),
+    ("--training-log", "qc_training_log", "training history to check instead of the model "
+     "folder's: a CSV (loss, val_loss) or a TensorBoard logs folder"),
 )  # fmt: skip
 
 
@@ -185,6 +190,23 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
     )
 
 
+def _build_loss_curve(config: pytest.Config, session_plugin: QcSessionPlugin) -> LossCurveRun:
+    training_log = _path_setting(config, "qc_training_log")
+    if training_log is not None and not training_log.exists():
+        raise pytest.UsageError(
+            f"segqc: --training-log {training_log}: no such file or folder; give a CSV "
+            "(loss, val_loss) or a TensorBoard logs folder"
+        )
+    run = session_plugin.run
+    return LossCurveRun(
+        run.thresholds.thresholds.loss_curve,
+        output_dir=session_plugin.output_dir,
+        model_dir=run.model_folder.path if run.model_folder else None,
+        training_log=training_log,
+        draw=not hasattr(config, "workerinput"),
+    )
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Validate options, thresholds, model and QC folders before anything is collected."""
     config.addinivalue_line(
@@ -192,6 +214,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     session_plugin = _build_run(config)
     if session_plugin is not None:
+        session_plugin.loss_curve = config.stash[LOSS_CURVE] = _build_loss_curve(
+            config, session_plugin
+        )
         config.stash[_PLUGIN] = session_plugin
         config.pluginmanager.register(session_plugin, "segqc-session")
 
@@ -201,6 +226,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session_plugin = config.stash.get(_PLUGIN, None)
     if session_plugin is not None:
         del config.stash[_PLUGIN]
+        del config.stash[LOSS_CURVE]
         config.pluginmanager.unregister(session_plugin)
 
 
@@ -269,3 +295,12 @@ def qc_image(
 def qc_dataset(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> DatasetOutcome:
     """Pooled and image-mean scores over every evaluated image, judged."""
     return qc_run.dataset()
+
+
+@pytest.fixture(scope="session")
+def loss_curve(request: pytest.FixtureRequest) -> LossCurveRun:
+    """The session's training-history checks (skips the test when segqc is inactive)."""
+    loss_run = request.config.stash.get(LOSS_CURVE, None)
+    if loss_run is None:
+        pytest.skip(NOT_ACTIVE_REASON)
+    return loss_run

@@ -14,6 +14,8 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
 * ``tests``: pytest outcome counts
+* ``loss_curve``: the training history checked (source, format, epochs), every check's
+  verdict, message and key numbers, and the figure (see :mod:`segqc.loss_session`)
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ def build_summary(
     qc_folders: dict[str, str],
     ignored_files: list[str],
     test_counts: dict[str, int],
+    loss_curve: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the summary.json document of a run (see the module docstring)."""
     predictor = run.predictor.describe()
@@ -121,6 +124,7 @@ def build_summary(
         },
         "limits": [v.as_dict() for v in iter_verdicts(run, dataset)],
         "tests": test_counts,
+        "loss_curve": loss_curve,
         "versions": package_versions(),
     }
 

@@ -22,6 +22,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
+from segqc.loss_settings import LossCurveSettings
 from segqc.metrics.catalogue import METRICS
 
 __all__ = [
@@ -108,6 +109,7 @@ class Thresholds(_Strict):
     per_image: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     aggregate: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     image_mean: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    loss_curve: LossCurveSettings = LossCurveSettings()
 
     def limits(self, scope: str) -> dict[str, Limit]:
         """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key."""
