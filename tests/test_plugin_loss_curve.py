@@ -68,15 +68,14 @@ def test_overfitting_history_fails_with_diagnosis_and_action(pytester, make_qc):
             " use the epoch-20 weights (weights_best.h5), add training data, or augment*",
         ]
     )
-    result.stdout.fnmatch_lines(
-        ["*SegQcWarning: converged: not converged — smoothed val_loss rose 11%*"]
-    )
     assert_no_traceback(result)
     assert (pytester.path / "qc-output" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
     cases = {case.get("name"): case for case in ET.parse(junit).iter("testcase")}
     properties = {p.get("name"): p.get("value") for p in cases["test_overfitting"].iter("property")}
     assert properties["outcome"] == "fail"
+    converged = {p.get("name"): p.get("value") for p in cases["test_converged"].iter("property")}
+    assert converged["outcome"] == "warn"  # a SegQcWarning, not a failure
     assert properties["best_epoch"] == "20"
     assert float(properties["rise"]) == pytest.approx(0.2)
 
