@@ -95,3 +95,47 @@ def thresholds_file(tmp_path: Path) -> Callable[[str], Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An untrained, tiny StarDist2D model folder (config.json, weights_best.h5).
+
+    Its predictions are meaningless; it exists to run the model path end to end quickly
+    (error handling, thresholds.json handling) without the demo fixtures.
+
+    In-process pytester runs that predict must request a session-scoped fixture like this
+    one, which imports TensorFlow *before* pytester snapshots ``sys.modules``: pytester
+    drops the modules a test imported, and TensorFlow aborts the process when imported
+    a second time.
+    """
+    import contextlib
+    import io
+    import json
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from stardist.models import Config2D, StarDist2D
+
+    basedir = tmp_path_factory.mktemp("models")
+    config = Config2D(
+        n_rays=8, grid=(2, 2), unet_n_depth=1, unet_n_filter_base=4, train_patch_size=(32, 32)
+    )
+    with contextlib.redirect_stdout(io.StringIO()):
+        model = StarDist2D(config, name="tiny", basedir=str(basedir))
+    model.keras_model.save_weights(str(basedir / "tiny" / "weights_best.h5"))
+    (basedir / "tiny" / "thresholds.json").write_text(json.dumps({"prob": 0.5, "nms": 0.4}))
+    # Predict once here so the modules TensorFlow imports lazily are loaded too.
+    from segqc.prediction import select_device
+
+    select_device("auto")
+    model.predict_instances(np.zeros((32, 32), np.float32), show_tile_progress=False)
+    return basedir / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tensorflow_ready(tiny_model_dir: Path) -> None:
+    """TensorFlow imported and warmed up, for in-process pytester runs that predict.
+
+    Request it as a test argument (session fixtures are set up before ``pytester``).
+    """

@@ -90,7 +90,9 @@ class Verdict:
 
 
 def _fmt(value: float) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+    if float(value).is_integer() and abs(value) < 1e15:
+        return str(int(value))
+    return f"{value:.4g}"
 
 
 def judge(

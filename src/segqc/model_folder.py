@@ -128,8 +128,8 @@ def inspect_model_folder(path: Path) -> ModelFolder:
     Raises
     ------
     ModelFolderError
-        Folder or config.json missing, invalid JSON, unsupported n_dim, no weights, or
-        thresholds.json with values outside [0, 1].
+        Folder or config.json missing, invalid JSON, unsupported n_dim, no weights or
+        weights that are not HDF5, or thresholds.json with values outside [0, 1].
     """
     if not path.is_dir():
         raise ModelFolderError(f"{path}: model folder does not exist")
@@ -152,14 +152,29 @@ def inspect_model_folder(path: Path) -> ModelFolder:
         raise ModelFolderError(
             f"{config_path}: 'n_channel_in' must be a positive integer, got {n_channel_in!r}"
         )
+    weights = _choose_weights(path)
+    _check_hdf5(weights)
     return ModelFolder(
         path=path,
         n_dim=n_dim,
         n_channel_in=n_channel_in,
         config=config,
-        weights=_choose_weights(path),
+        weights=weights,
         thresholds=_read_thresholds(path / "thresholds.json"),
     )
+
+
+def _check_hdf5(weights: Path) -> None:
+    """Refuse a weights file that is not HDF5 (truncated copy, LFS pointer, ...)."""
+    signature = b"\x89HDF\r\n\x1a\n"
+    with weights.open("rb") as handle:
+        head = handle.read(2048 + len(signature))
+    # The HDF5 superblock sits at offset 0, 512, 1024 or 2048 (user block before it).
+    if not any(head[offset : offset + 8] == signature for offset in (0, 512, 1024, 2048)):
+        raise ModelFolderError(
+            f"{weights}: not an HDF5 weights file (empty, truncated or a Git LFS pointer?); "
+            "copy the weights again"
+        )
 
 
 def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:

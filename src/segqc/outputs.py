@@ -20,10 +20,11 @@ import numpy as np
 from segqc.metrics.catalogue import METRICS
 
 __all__ = [
+    "OUTPUT_NAMES",
     "OutputError",
     "atomic_write_bytes",
     "atomic_write_text",
-    "check_writable",
+    "claim_output_dir",
     "metrics_csv_text",
     "write_label_image",
 ]
@@ -35,18 +36,54 @@ class OutputError(OSError):
     """An output could not be written; the message names the file and the reason."""
 
 
-def check_writable(folder: Path) -> None:
-    """Create ``folder`` if needed and make sure files can be written in it.
+#: The files and folders segqc writes in its output folder (and nothing else).
+OUTPUT_NAMES: tuple[str, ...] = (
+    "metrics.csv",
+    "summary.json",
+    "report.html",
+    "loss_curve.png",
+    "predictions",
+)
+
+#: Marks a folder as segqc's, so a later run may replace the files in OUTPUT_NAMES.
+OWNER_MARKER = ".segqc-output"
+
+
+def claim_output_dir(folder: Path, *, overwrite: bool = False) -> None:
+    """Make ``folder`` segqc's output folder, refusing to replace files segqc did not write.
+
+    A folder is segqc's once it holds the marker file :data:`OWNER_MARKER`; a later run
+    then replaces the files of :data:`OUTPUT_NAMES` in it and touches nothing else.
+
+    Parameters
+    ----------
+    folder : Path
+        The output folder; created if missing.
+    overwrite : bool
+        Take over a folder that already holds files named like segqc's outputs
+        (``--qc-overwrite``).
 
     Raises
     ------
     OutputError
-        The folder cannot be created or written to.
+        The folder cannot be created or written to, or it holds files named like
+        segqc's outputs that segqc did not write (and ``overwrite`` is false).
     """
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
+        marker = folder / OWNER_MARKER
+        if not marker.exists():
+            foreign = sorted(name for name in OUTPUT_NAMES if (folder / name).exists())
+            if foreign and not overwrite:
+                raise OutputError(
+                    f"{folder}: already contains {', '.join(foreign)} not written by segqc; "
+                    "choose another --qc-output, or pass --qc-overwrite to replace them"
+                )
+            atomic_write_text(
+                marker, "segqc writes its outputs here and replaces them on each run.\n"
+            )
+    except OutputError:
+        raise
     except OSError as exc:
         raise OutputError(
             f"{folder}: output folder is not writable ({exc.strerror or exc}); "

@@ -14,7 +14,7 @@ import pytest
 
 from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
-from segqc.outputs import OutputError, check_writable
+from segqc.outputs import OutputError, claim_output_dir
 from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
 from segqc.prediction import (
     DeviceError,
@@ -75,6 +75,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where to predict: auto (a GPU if TensorFlow sees one), cpu or gpu [default: auto]",
     )
     parser.addini("qc_device", "segqc: auto, cpu or gpu", default=None)
+    group.addoption(
+        "--qc-overwrite",
+        dest="qc_overwrite",
+        action="store_true",
+        default=None,
+        help="replace metrics.csv, summary.json, ... in an output folder segqc did not create",
+    )
+    parser.addini("qc_overwrite", "segqc: see --qc-overwrite", type="bool", default=False)
 
 
 def _path_setting(config: pytest.Config, name: str) -> Path | None:
@@ -87,6 +95,11 @@ def _path_setting(config: pytest.Config, name: str) -> Path | None:
         base = config.inipath.parent if config.inipath else config.rootpath
         return (base / str(ini_value)).resolve()
     return None
+
+
+def _flag_setting(config: pytest.Config, name: str) -> bool:
+    value = config.getoption(name)
+    return bool(value if value is not None else config.getini(name))
 
 
 def _device_setting(config: pytest.Config) -> str:
@@ -167,7 +180,7 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         predictor, model_folder = _make_predictor(
             config, loaded, model_dir, prediction_files, predictions_dir
         )
-        check_writable(output_dir)
+        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
     except PairingError as exc:
         lines = "\n".join(f"  - {problem}" for problem in exc.problems)
         raise pytest.UsageError(f"segqc: cannot pair the QC images:\n{lines}") from None

@@ -28,6 +28,7 @@ from segqc.thresholds import PredictionSettings
 __all__ = [
     "DeviceError",
     "ImageInputError",
+    "ModelLoadError",
     "PredictionParameters",
     "PredictionsFolder",
     "Predictor",
@@ -45,6 +46,10 @@ class ImageInputError(ValueError):
 
 class DeviceError(RuntimeError):
     """The requested device is not available."""
+
+
+class ModelLoadError(RuntimeError):
+    """The model folder passed inspection but the network could not be built or loaded."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +119,8 @@ def prepare_input(image: np.ndarray, *, n_dim: int, n_channel_in: int) -> np.nda
     Raises
     ------
     ImageInputError
-        Dimensions or channels do not fit the model, or the image has NaN/inf pixels.
+        Dimensions or channels do not fit the model, the image has NaN/inf pixels, or it
+        is constant (percentile normalisation would divide by zero).
     """
     from csbdeep.utils import normalize  # light: numpy only, no TensorFlow
 
@@ -131,6 +137,11 @@ def prepare_input(image: np.ndarray, *, n_dim: int, n_channel_in: int) -> np.nda
         raise ImageInputError(f"image has dtype {image.dtype}; expected real numbers")
     if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
         raise ImageInputError("image contains NaN or infinite pixels; fix or mask them first")
+    if image.size and np.ptp(image) == 0:
+        raise ImageInputError(
+            f"image is constant (every pixel is {image.flat[0]}), so it cannot be normalised; "
+            "check the export"
+        )
     spatial_axes = tuple(range(n_dim))
     return np.asarray(normalize(image, 1, 99.8, axis=spatial_axes), dtype=np.float32)
 
@@ -154,10 +165,15 @@ class Predictor(Protocol):
 
 @dataclass(frozen=True)
 class PredictionResult:
-    """Predicted labels plus how they were made (``n_tiles`` is None for folders)."""
+    """Predicted labels plus how they were made.
+
+    ``n_tiles`` is None for predictions read from a folder; ``path`` is the file they were
+    read from, if any (used in messages).
+    """
 
     labels: np.ndarray
     n_tiles: tuple[int, ...] | None = None
+    path: Path | None = None
 
 
 class PredictionsFolder:
@@ -171,7 +187,8 @@ class PredictionsFolder:
 
     def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:
         """Read the prediction file of ``pair``."""
-        return PredictionResult(labels=read_tiff(self.files[pair.name]))
+        path = self.files[pair.name]
+        return PredictionResult(labels=read_tiff(path), path=path)
 
     def describe(self) -> dict[str, Any]:
         """Where the predictions came from."""
@@ -202,19 +219,39 @@ class StarDistPredictor:
         self.device = device
         self.device_name: str | None = None
         self._model: Any = None
+        self._load_error: str | None = None
 
     def load(self) -> None:
-        """Import TensorFlow, pick the device and load the network (idempotent)."""
+        """Import TensorFlow, pick the device and load the network (once).
+
+        Raises
+        ------
+        ModelLoadError
+            The network could not be built from config.json or the weights do not fit it;
+            raised again, without retrying, on later calls.
+        """
         if self._model is not None:
             return
+        if self._load_error is not None:
+            raise ModelLoadError(self._load_error)
         self.device_name = select_device(self.device)
         from stardist.models import StarDist2D, StarDist3D
 
         model_class = StarDist2D if self.folder.n_dim == 2 else StarDist3D
-        # StarDist prints which files it loads; segqc reports that itself.
-        with contextlib.redirect_stdout(io.StringIO()):
-            model = model_class(None, name=self.folder.name, basedir=str(self.folder.path.parent))
-            model.load_weights(self.folder.weights.name)
+        try:
+            # StarDist prints which files it loads; segqc reports that itself.
+            with contextlib.redirect_stdout(io.StringIO()):
+                model = model_class(
+                    None, name=self.folder.name, basedir=str(self.folder.path.parent)
+                )
+                model.load_weights(self.folder.weights.name)
+        except Exception as exc:  # Keras/h5py raise many types for a model that does not fit
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            self._load_error = (
+                f"{self.folder.path}: the model could not be loaded ({reason}); check that "
+                "config.json and the weights file come from the same training run"
+            )
+            raise ModelLoadError(self._load_error) from None
         self._model = model
 
     def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:

@@ -64,6 +64,12 @@ class QcSessionPlugin:
         run = self.run
         tested = f"model {run.model_folder.path}" if run.model_folder else "predictions"
         lines = [f"segqc: {tested}; {len(run.pairs)} QC pairs; thresholds {run.thresholds.path}"]
+        parameters = getattr(run.predictor, "parameters", None)
+        if parameters is not None:
+            lines.append(
+                f"segqc: prob_thresh {parameters.prob_thresh}, nms_thresh "
+                f"{parameters.nms_thresh} from {parameters.source}"
+            )
         if self.ignored:
             lines.append(
                 f"segqc: ignored (not .tif/.tiff): {', '.join(p.name for p in self.ignored)}"
@@ -128,6 +134,9 @@ class QcSessionPlugin:
             f"{sum(v.outcome == 'fail' for v in broken)} limits failed, "
             f"{sum(v.outcome == 'warn' for v in broken)} warnings"
         )
+        for outcome in run.outcomes:
+            for note in outcome.notes:
+                terminalreporter.write_line(f"NOTE {note}")
         for outcome in errors:
             terminalreporter.write_line(f"ERROR {outcome.error}", red=True)
         for verdict in broken:

@@ -18,9 +18,9 @@ from segqc.judge import Verdict, judge
 from segqc.metrics.matching import LabelImageError, check_label_image
 from segqc.metrics.scores import QcScores, image_mean, measure, pool
 from segqc.model_folder import ModelFolder
-from segqc.outputs import write_label_image
+from segqc.outputs import OutputError, write_label_image
 from segqc.pairing import QcPair
-from segqc.prediction import ImageInputError, Predictor
+from segqc.prediction import ImageInputError, ModelLoadError, Predictor
 from segqc.thresholds import LoadedThresholds
 
 __all__ = ["DatasetOutcome", "ImageOutcome", "QcRun"]
@@ -41,6 +41,7 @@ class ImageOutcome:
     n_tiles: tuple[int, ...] | None = None
     seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -150,7 +151,13 @@ class QcRun:
         outcome = ImageOutcome(pair)
         try:
             self._measure_into(outcome)
-        except (ImageReadError, LabelImageError, ImageInputError) as exc:
+        except (
+            ImageReadError,
+            LabelImageError,
+            ImageInputError,
+            ModelLoadError,
+            OutputError,
+        ) as exc:
             outcome.error = str(exc)
         outcome.seconds = time.perf_counter() - started
         if outcome.scores is not None:
@@ -164,7 +171,7 @@ class QcRun:
 
     def _measure_into(self, outcome: ImageOutcome) -> None:
         pair = outcome.pair
-        target = _checked_labels(read_tiff(pair.target), pair.target, role="ground truth")
+        target = _checked_labels(read_tiff(pair.target), pair.target, "ground truth", outcome)
         image = None
         if self.predictor.needs_source_image:
             if pair.source is None:
@@ -180,8 +187,15 @@ class QcRun:
         try:
             result = self.predictor.predict(pair, image)
         except ImageInputError as exc:
-            raise ImageInputError(f"{pair.source}: {exc}") from None
-        predicted = _checked_labels(result.labels, pair.source or pair.target, role="prediction")
+            raise ImageInputError(f"{pair.source or pair.name}: {exc}") from None
+        except (ImageReadError, ModelLoadError):
+            raise
+        except Exception as exc:  # a model failing on one image must not stop the others
+            raise ImageInputError(
+                f"{pair.source or pair.name}: prediction failed ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else 'no message'})"
+            ) from exc
+        predicted = _checked_labels(result.labels, result.path or pair.name, "prediction", outcome)
         if predicted.shape != target.shape:
             raise LabelImageError(
                 f"{pair.name}: prediction shape {predicted.shape} and ground truth shape "
@@ -195,7 +209,18 @@ class QcRun:
         outcome.scores = measure(target, predicted, iou_threshold=self.iou_threshold)
 
 
-def _checked_labels(labels: np.ndarray, path: Path, *, role: str) -> np.ndarray:
+def _checked_labels(
+    labels: np.ndarray, path: Path | str, role: str, outcome: ImageOutcome
+) -> np.ndarray:
+    """Check a label image; a binary mask becomes one object per connected component."""
+    if labels.dtype == np.bool_:
+        from skimage.measure import label
+
+        outcome.notes.append(
+            f"{path}: binary {role} mask; objects taken as its connected components "
+            "(touching objects merge — save a label image to avoid this)"
+        )
+        return np.asarray(label(labels, connectivity=1))
     try:
         return check_label_image(labels, role=role)
     except LabelImageError as exc:

@@ -114,6 +114,7 @@ def build_summary(
                 "prediction_file": str(o.prediction_file) if o.prediction_file else None,
                 "n_tiles": list(o.n_tiles) if o.n_tiles else None,
                 "seconds": round(o.seconds, 3),
+                "notes": o.notes,
             }
             for o in run.outcomes
         ],
