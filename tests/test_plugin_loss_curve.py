@@ -8,8 +8,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from conftest import DEMO2D
 from loss_logs import write_csv, write_events
+
+from conftest import DEMO2D
 
 LOSS_TESTS = ("--pyargs", "segqc.qc_tests.test_loss_curve")
 CSV = ("Quality Control", "training_evaluation.csv")
@@ -34,7 +35,8 @@ def fake_model(folder):
     """A model folder segqc accepts at configure time; its weights are never loaded here."""
     folder.mkdir(parents=True)
     (folder / "config.json").write_text('{"n_dim": 2, "n_channel_in": 1}')
-    (folder / "weights_best.h5").write_bytes(b"never loaded")
+    # an HDF5 signature passes the configure-time check; the weights are never loaded
+    (folder / "weights_best.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(504))
     return folder
 
 

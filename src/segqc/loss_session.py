@@ -38,8 +38,11 @@ class LossCurveRun:
         The model folder to search (None in ``--predictions`` mode).
     training_log : Path, optional
         ``--training-log``: read this instead of searching the model folder.
-    draw : bool
-        Whether to write the figure (False in pytest-xdist workers: the controller does).
+
+    Notes
+    -----
+    Under pytest-xdist every process that reads the history draws the figure (an atomic
+    rename, so the copies never mix): a worker running only loss tests still leaves one.
     """
 
     def __init__(
@@ -49,13 +52,11 @@ class LossCurveRun:
         output_dir: Path,
         model_dir: Path | None = None,
         training_log: Path | None = None,
-        draw: bool = True,
     ) -> None:
         self.settings = settings
         self.output_dir = output_dir
         self.model_dir = model_dir
         self.training_log = training_log
-        self.draw = draw
         self.figure_path: Path | None = None
         self.figure_error: str | None = None
         self._search: HistorySearch | None = None
@@ -73,8 +74,7 @@ class LossCurveRun:
                 self._search = HistorySearch(None, ())
             if self._search.history is not None:
                 self._verdicts = check_history(self._search.history, self.settings)
-                if self.draw:
-                    self._plot(self._search.history)
+                self._plot(self._search.history)
         return self._search
 
     @property

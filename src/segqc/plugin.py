@@ -216,7 +216,6 @@ def _build_loss_curve(config: pytest.Config, session_plugin: QcSessionPlugin) ->
         output_dir=session_plugin.output_dir,
         model_dir=run.model_folder.path if run.model_folder else None,
         training_log=training_log,
-        draw=not hasattr(config, "workerinput"),
     )
 
 
