@@ -9,6 +9,7 @@ mean_matched_score = 1, panoptic quality = tp / (tp + fn/2) = f1.
 import csv
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -224,7 +225,11 @@ def test_help_lists_the_segqc_options(pytester):
     )  # fmt: skip
 
 
-def test_predictions_mode_never_imports_tensorflow(pytester, make_qc):
+def test_predictions_mode_never_imports_tensorflow(pytester, make_qc, monkeypatch):
+    import segqc
+
+    # the subprocess must import the segqc under test, also when PYTHONPATH is relative
+    monkeypatch.setenv("PYTHONPATH", str(Path(segqc.__file__).parents[1]))
     qc = make_qc(2, root=pytester.path / "qc")
     pytester.makeconftest(
         """
