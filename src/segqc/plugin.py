@@ -7,11 +7,13 @@ here imports TensorFlow; the model loads only when the first QC image is predict
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
 from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
@@ -58,6 +60,7 @@ _PATH_OPTIONS = (
      "[default: qc-output]"),
     ("--training-log", "qc_training_log", "training history to check instead of the model "
      "folder's: a CSV (loss, val_loss) or a TensorBoard logs folder"),
+    ("--qc-cache", "qc_cache", "prediction cache folder [default: <qc-output>/cache]"),
 )  # fmt: skip
 
 
@@ -75,6 +78,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where to predict: auto (a GPU if TensorFlow sees one), cpu or gpu [default: auto]",
     )
     parser.addini("qc_device", "segqc: auto, cpu or gpu", default=None)
+    group.addoption(
+        "--no-cache",
+        dest="qc_no_cache",
+        action="store_true",
+        default=False,
+        help="predict every image even if the prediction cache holds it, and store nothing",
+    )
     group.addoption(
         "--qc-overwrite",
         dest="qc_overwrite",
@@ -139,7 +149,28 @@ def _make_predictor(
     if device == "gpu":
         select_device("gpu")  # fail now, at configure time, rather than after collection
     parameters = resolve_parameters(folder, loaded.thresholds.prediction)
-    return StarDistPredictor(folder, parameters, device=device), folder  # type: ignore[arg-type]
+    predictor = StarDistPredictor(folder, parameters, device=device)  # type: ignore[arg-type]
+    return _with_cache(config, predictor), folder
+
+
+def _with_cache(config: pytest.Config, predictor: StarDistPredictor) -> Predictor:
+    """Wrap ``predictor`` in the prediction cache unless ``--no-cache`` (see segqc.cache)."""
+    if config.getoption("qc_no_cache"):
+        return predictor
+    from segqc.cache import CachingPredictor, PredictionCache, stardist_cache_settings
+
+    folder = _path_setting(config, "qc_cache") or _output_dir(config) / "cache"
+    PredictionCache.check_writable(folder)
+    settings = stardist_cache_settings(predictor)
+    return CachingPredictor(
+        predictor, PredictionCache(folder), settings=settings, n_dim=predictor.folder.n_dim
+    )
+
+
+def _output_dir(config: pytest.Config) -> Path:
+    return (
+        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
+    )
 
 
 def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
@@ -160,9 +191,7 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         loaded = _load_thresholds(config)
     except ThresholdsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    output_dir = (
-        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
-    )
+    output_dir = _output_dir(config)
     prediction_files: dict[str, Path] | None = None
     try:
         if source_dir is not None:
@@ -231,6 +260,8 @@ def pytest_configure(config: pytest.Config) -> None:
         )
         config.stash[_PLUGIN] = session_plugin
         config.pluginmanager.register(session_plugin, "segqc-session")
+        bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
+        config.pluginmanager.register(bridge, "segqc-xdist")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -240,6 +271,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         del config.stash[_PLUGIN]
         del config.stash[LOSS_CURVE]
         config.pluginmanager.unregister(session_plugin)
+        config.pluginmanager.unregister(name="segqc-xdist")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -274,8 +306,15 @@ def qc_run(request: pytest.FixtureRequest) -> QcRun:
 
 
 @pytest.fixture(scope="session")
-def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> dict[str, ImageOutcome]:
-    """Predict and measure every QC image, once per session, showing progress."""
+def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> Mapping[str, ImageOutcome]:
+    """Predict and measure every QC image, once per session, showing progress.
+
+    On a pytest-xdist worker, a mapping that evaluates each image when first looked up.
+    """
+    if is_xdist_worker(request.config):
+        bridge = request.config.pluginmanager.get_plugin("segqc-xdist")
+        assert bridge is not None and bridge.evaluator is not None
+        return LazyOutcomes(bridge.evaluator)
     from segqc.progress import image_progress
 
     what = (
@@ -291,7 +330,7 @@ def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> dict[str, Imag
 @pytest.fixture
 def qc_image(
     request: pytest.FixtureRequest,
-    qc_outcomes: dict[str, ImageOutcome],
+    qc_outcomes: Mapping[str, ImageOutcome],
     record_property: Any,
 ) -> ImageOutcome:
     """The outcome of one QC image; its metrics also go to the JUnit XML as properties."""
@@ -304,8 +343,10 @@ def qc_image(
 
 
 @pytest.fixture(scope="session")
-def qc_dataset(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> DatasetOutcome:
+def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> DatasetOutcome:
     """Pooled and image-mean scores over every evaluated image, judged."""
+    if isinstance(qc_outcomes, LazyOutcomes):
+        qc_outcomes.evaluate_all()
     return qc_run.dataset()
 
 

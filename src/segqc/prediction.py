@@ -168,12 +168,14 @@ class PredictionResult:
     """Predicted labels plus how they were made.
 
     ``n_tiles`` is None for predictions read from a folder; ``path`` is the file they were
-    read from, if any (used in messages).
+    read from, if any (used in messages). ``cached`` is True when the labels came from
+    segqc's prediction cache.
     """
 
     labels: np.ndarray
     n_tiles: tuple[int, ...] | None = None
     path: Path | None = None
+    cached: bool = False
 
 
 class PredictionsFolder:

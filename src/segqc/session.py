@@ -31,7 +31,8 @@ class ImageOutcome:
     """What happened to one QC image.
 
     ``scores`` is None when the image could not be evaluated; ``error`` then says why,
-    in one line starting with the file at fault.
+    in one line starting with the file at fault. ``cached`` is True when the prediction
+    came from the prediction cache (:mod:`segqc.cache`).
     """
 
     pair: QcPair
@@ -42,6 +43,7 @@ class ImageOutcome:
     seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cached: bool = False
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,10 @@ class QcRun:
         if pair.name not in self._outcomes:
             self._outcomes[pair.name] = self._evaluate(pair)
         return self._outcomes[pair.name]
+
+    def record(self, outcome: ImageOutcome) -> None:
+        """Keep an outcome evaluated elsewhere (an xdist worker); the first one wins."""
+        self._outcomes.setdefault(outcome.pair.name, outcome)
 
     def evaluate_all(
         self, *, on_image: Callable[[ImageOutcome, int, int], None] | None = None
@@ -202,6 +208,7 @@ class QcRun:
                 f"{target.shape} differ"
             )
         outcome.n_tiles = result.n_tiles
+        outcome.cached = result.cached
         if self.predictor.needs_source_image:
             outcome.prediction_file = write_label_image(
                 self.output_dir / "predictions" / f"{pair.stem}.tif", predicted

@@ -113,6 +113,7 @@ def build_summary(
                 "metrics": o.scores.values() if o.scores else None,
                 "prediction_file": str(o.prediction_file) if o.prediction_file else None,
                 "n_tiles": list(o.n_tiles) if o.n_tiles else None,
+                "cached": o.cached,
                 "seconds": round(o.seconds, 3),
                 "notes": o.notes,
             }
