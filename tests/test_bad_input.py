@@ -317,7 +317,7 @@ ROWS = [
     # images
     Row("nan-pixels", nan_pixels, 1, "*source/img01.tif: image contains NaN or infinite pixels*", OTHERS, needs_model=True),
     Row("constant-image", constant_image, 1, "*source/img01.tif: image is constant (every pixel is 7)*", OTHERS, needs_model=True),
-    Row("wrong-channel-count", wrong_channel_count, 1, "*source/img01.tif: image has shape (64, 128, 2), but the 2D model expects axes YX with 1 channel*", OTHERS, needs_model=True),
+    Row("wrong-channel-count", wrong_channel_count, 1, "*source/img01.tif: image has 2 channels (axes YXC, shape (64, 128, 2)) but the model expects 1 (n_channel_in in config.json)*", OTHERS, needs_model=True),
     # model
     Row("model-folder-missing", model_folder_missing, 4, "*no_such_model: model folder does not exist*", needs_model=True),
     Row("config-json-missing", config_missing, 4, "*model: no config.json; --model must point at the folder*", needs_model=True),

@@ -47,11 +47,12 @@ def test_passing_run_writes_zerocost_csv_and_summary(pytester, make_qc, threshol
     )
     with open(pytester.path / "qc-output" / "metrics.csv", newline="") as handle:
         rows = list(csv.reader(handle))
-    assert rows[0] == [
+    assert rows[0][:14] == [
         "image", "Prediction v. GT Intersection over Union", "false positive", "true positive",
         "false negative", "precision", "recall", "accuracy", "f1 score", "n_true", "n_pred",
         "mean_true_score", "mean_matched_score", "panoptic_quality",
     ]  # fmt: skip
+    assert rows[0][14:] == ["seg", "aji", "dsb_score", "sq", "rq"]  # extras come after
     assert [row[0] for row in rows[1:]] == ["img00.tif", "img01.tif", "img02.tif"]
     img01 = dict(zip(rows[0], rows[2], strict=True))
     assert (img01["true positive"], img01["false negative"], img01["false positive"]) == (

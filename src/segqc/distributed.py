@@ -31,8 +31,6 @@ from typing import Any
 import pytest
 
 from segqc.judge import Verdict
-from segqc.metrics.matching import MatchingStats
-from segqc.metrics.pixel import ForegroundOverlap
 from segqc.metrics.scores import QcScores
 from segqc.outputs import OutputError, atomic_write_text
 from segqc.pairing import QcPair
@@ -66,9 +64,7 @@ def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
             "source": str(pair.source) if pair.source else None,
             "target": str(pair.target),
         },
-        "scores": None
-        if scores is None
-        else {"foreground": asdict(scores.foreground), "matching": asdict(scores.matching)},
+        "scores": None if scores is None else scores.to_dict(),
         "error": outcome.error,
         "prediction_file": str(outcome.prediction_file) if outcome.prediction_file else None,
         "n_tiles": list(outcome.n_tiles) if outcome.n_tiles is not None else None,
@@ -88,15 +84,7 @@ def outcome_from_dict(
         Path(raw_pair["source"]) if raw_pair["source"] else None,
         Path(raw_pair["target"]),
     )
-    raw_scores = data["scores"]
-    scores = (
-        None
-        if raw_scores is None
-        else QcScores(
-            foreground=ForegroundOverlap(**raw_scores["foreground"]),
-            matching=MatchingStats(**raw_scores["matching"]),
-        )
-    )
+    scores = None if data["scores"] is None else QcScores.from_dict(data["scores"])
     return ImageOutcome(
         pair=pair,
         scores=scores,

@@ -43,6 +43,7 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "report.html",
     "loss_curve.png",
     "predictions",
+    "cache",
 )
 
 #: Marks a folder as segqc's, so a later run may replace the files in OUTPUT_NAMES.

@@ -206,10 +206,11 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
                 pairs=tuple(QcPair(p.name, None, p.target) for p in found.pairs),
                 ignored=found.ignored,
             )
+        # Claim the output folder first: the prediction cache lives inside it by default.
+        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
         predictor, model_folder = _make_predictor(
             config, loaded, model_dir, prediction_files, predictions_dir
         )
-        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
     except PairingError as exc:
         lines = "\n".join(f"  - {problem}" for problem in exc.problems)
         raise pytest.UsageError(f"segqc: cannot pair the QC images:\n{lines}") from None

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from segqc.axes import read_source_image
 from segqc.images import ImageReadError, read_tiff
 from segqc.judge import Verdict, judge
 from segqc.metrics.matching import LabelImageError, check_label_image
@@ -182,7 +183,10 @@ class QcRun:
         if self.predictor.needs_source_image:
             if pair.source is None:
                 raise ImageReadError(f"{pair.name}: no source image to predict from")
-            image = read_tiff(pair.source)
+            # Channel axis last, checked against the model (segqc.axes).
+            image = read_source_image(
+                pair.source, spatial_shape=target.shape, model=self.model_folder
+            )
         if image is not None:
             spatial = image.shape[: target.ndim]
             if spatial != target.shape or image.ndim not in (target.ndim, target.ndim + 1):

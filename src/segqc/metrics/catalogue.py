@@ -1,4 +1,4 @@
-"""The metrics segqc knows, in the order of ZeroCostDL4Mic's QC table.
+"""The metrics segqc knows: ZeroCostDL4Mic's QC table first, then other communities'.
 
 One entry per metric: the key used in ``thresholds.yaml``, ``summary.json`` and JUnit
 properties; the column name of ZeroCostDL4Mic's ``QC_metrics_*.csv``; whether it is a
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["METRICS", "METRIC_KEYS", "MetricSpec", "metric_spec"]
+__all__ = ["COMMUNITY_KEYS", "METRICS", "METRIC_KEYS", "ZEROCOST_KEYS", "MetricSpec", "metric_spec"]
 
 
 @dataclass(frozen=True)
@@ -68,9 +68,40 @@ METRICS: tuple[MetricSpec, ...] = (
         "ratio",
         "sum of matched IoUs / (tp + fp/2 + fn/2)",
     ),
+    # Beyond ZeroCostDL4Mic: metrics.csv columns after its 13, in this order.
+    # Formulas and sources: segqc.metrics.community.
+    MetricSpec(
+        "seg",
+        "seg",
+        "ratio",
+        "Cell Tracking Challenge SEG: mean Jaccard of each GT object with the predicted "
+        "object covering more than half of it (0 if none)",
+    ),
+    MetricSpec(
+        "aji",
+        "aji",
+        "ratio",
+        "aggregated Jaccard index (Kumar et al. 2017): sum of |G ∩ best S| / "
+        "(sum of |G ∪ best S| + unused predicted pixels)",
+    ),
+    MetricSpec(
+        "dsb_score",
+        "dsb_score",
+        "ratio",
+        "Data Science Bowl 2018: mean over IoU thresholds 0.5, 0.55, ..., 0.95 of "
+        "tp / (tp + fp + fn)",
+    ),
+    MetricSpec("sq", "sq", "ratio", "panoptic segmentation quality: mean IoU of matched pairs"),
+    MetricSpec("rq", "rq", "ratio", "panoptic recognition quality: tp / (tp + fp/2 + fn/2)"),
 )
 
 METRIC_KEYS: tuple[str, ...] = tuple(spec.key for spec in METRICS)
+
+#: The 13 columns of ZeroCostDL4Mic's QC table, in its order.
+ZEROCOST_KEYS: tuple[str, ...] = METRIC_KEYS[:13]
+
+#: The metrics other communities report (segqc.metrics.community).
+COMMUNITY_KEYS: tuple[str, ...] = METRIC_KEYS[13:]
 
 _BY_KEY = {spec.key: spec for spec in METRICS}
 

@@ -21,10 +21,13 @@ from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "LabelImageError",
+    "LabelOverlaps",
     "MatchingStats",
     "check_label_image",
+    "label_overlaps",
     "match_labels",
     "match_labels_at",
+    "match_overlaps_at",
     "pool_matching",
 ]
 
@@ -80,14 +83,22 @@ class MatchingStats:
 
 
 @dataclass(frozen=True)
-class _Overlaps:
-    """Every (true, pred) pair of sequential labels that share at least one pixel."""
+class LabelOverlaps:
+    """Every (true, pred) pair of objects that share at least one pixel, with pixel counts.
+
+    Objects are numbered 1..n in the order of their label values (0 is background).
+    Only overlapping pairs are listed (sparse), sorted by true, then predicted object.
+    Other metrics (:mod:`segqc.metrics.community`) reuse these counts.
+    """
 
     n_true: int
     n_pred: int
     true_index: np.ndarray  # int64, 1..n_true, sorted (pairs sorted by true, then pred)
     pred_index: np.ndarray  # int64, 1..n_pred
     scores: np.ndarray  # float32 IoU, computed exactly as stardist does
+    intersections: np.ndarray  # uint64 pixel count of each pair's intersection
+    area_true: np.ndarray  # uint64, index 0..n_true (0: background)
+    area_pred: np.ndarray  # uint64, index 0..n_pred (0: background)
 
 
 def check_label_image(labels: np.ndarray, *, role: str) -> np.ndarray:
@@ -229,12 +240,28 @@ def match_labels_at(
        Polygons", MICCAI 2018; ``stardist.matching``.
     .. [2] Kirillov et al., "Panoptic Segmentation", CVPR 2019.
     """
-    thresholds = tuple(iou_thresholds)
-    if not thresholds:
-        raise ValueError("iou_thresholds must hold at least one threshold, got none")
-    for thr in thresholds:
-        if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
-            raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
+    _check_thresholds(iou_thresholds)
+    return match_overlaps_at(label_overlaps(y_true, y_pred), iou_thresholds=iou_thresholds)
+
+
+def label_overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
+    """Count the pixels shared by every overlapping pair of objects (sparse).
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        Ground-truth and predicted label images of the same shape (see
+        :func:`match_labels_at`).
+
+    Returns
+    -------
+    LabelOverlaps
+
+    Raises
+    ------
+    LabelImageError
+        Shape mismatch, non-integer dtype or negative labels.
+    """
     y_true = check_label_image(y_true, role="ground truth")
     y_pred = check_label_image(y_pred, role="prediction")
     if y_true.shape != y_pred.shape:
@@ -242,10 +269,38 @@ def match_labels_at(
             f"ground truth has shape {y_true.shape} but prediction has shape "
             f"{y_pred.shape}; they must be the same"
         )
+    return _overlaps(y_true, y_pred)
 
-    overlaps = _overlaps(y_true, y_pred)
+
+def match_overlaps_at(
+    overlaps: LabelOverlaps, *, iou_thresholds: Sequence[float]
+) -> tuple[MatchingStats, ...]:
+    """:func:`match_labels_at` on overlaps already counted by :func:`label_overlaps`.
+
+    Parameters
+    ----------
+    overlaps : LabelOverlaps
+    iou_thresholds : sequence of float
+        One or more thresholds in (0, 1].
+
+    Returns
+    -------
+    tuple of MatchingStats
+        One per threshold, in the given order.
+    """
+    thresholds = _check_thresholds(iou_thresholds)
     components: list[np.ndarray] = []  # computed once, only if a threshold needs them
     return tuple(_match_at(overlaps, float(thr), components) for thr in thresholds)
+
+
+def _check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
+    thresholds = tuple(iou_thresholds)
+    if not thresholds:
+        raise ValueError("iou_thresholds must hold at least one threshold, got none")
+    for thr in thresholds:
+        if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
+            raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
+    return thresholds
 
 
 def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
@@ -322,7 +377,7 @@ def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse + 1, len(values)
 
 
-def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> _Overlaps:
+def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
     true_seq, n_true = _sequential(y_true)
     pred_seq, n_pred = _sequential(y_pred)
     # stardist sums its uint64 overlap matrix; these are the same uint64 areas.
@@ -346,10 +401,12 @@ def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> _Overlaps:
     union = area_true[true_index] + area_pred[pred_index] - inter
     scores = np.zeros(len(inter), np.float32)
     np.divide(inter, union, out=scores, where=np.abs(union) > 1e-10)
-    return _Overlaps(n_true, n_pred, true_index, pred_index, scores)
+    return LabelOverlaps(
+        n_true, n_pred, true_index, pred_index, scores, inter, area_true, area_pred
+    )
 
 
-def _match_at(overlaps: _Overlaps, thr: float, components: list[np.ndarray]) -> MatchingStats:
+def _match_at(overlaps: LabelOverlaps, thr: float, components: list[np.ndarray]) -> MatchingStats:
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     if n_matched == 0:
@@ -385,7 +442,7 @@ def _repeated(index: np.ndarray, n: int) -> np.ndarray:
 
 
 def _solve_conflicts(
-    overlaps: _Overlaps,
+    overlaps: LabelOverlaps,
     thr: float,
     ok: np.ndarray,
     true_clash: np.ndarray,
