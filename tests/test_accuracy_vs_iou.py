@@ -18,6 +18,8 @@ from hypothesis import strategies as st
 from segqc.metrics.matching import match_labels, matched_pairs
 from segqc.thresholds import ThresholdsError, load_thresholds
 
+from conftest import OPTIONAL_SKIPPED
+
 QC = ("--pyargs", "segqc.qc_tests")
 
 
@@ -109,7 +111,7 @@ def squares_qc(pytester):
 def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds_file):
     limits = thresholds_file("aggregate_at:\n  0.6: {f1: {min: 0.9}}\n  0.7: {f1: {min: 0.6}}\n")
     result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
-    result.assert_outcomes(passed=2, failed=1, skipped=7)
+    result.assert_outcomes(passed=2, failed=1, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
         [
             "*pooled at IoU 0.7: f1 = 0.5 < min 0.6 "
@@ -142,7 +144,7 @@ def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds
 def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, thresholds_file):
     limits = thresholds_file("per_image:\n  f1: {min: 0.5}\n")
     result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
-    result.assert_outcomes(passed=2, skipped=7, deselected=1)
+    result.assert_outcomes(passed=2, skipped=2 + OPTIONAL_SKIPPED, deselected=1)
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert summary["accuracy_vs_iou"]["limits"] == []
     assert len(summary["accuracy_vs_iou"]["pooled"]) == 9

@@ -25,7 +25,10 @@ from stardist.matching import matching  # noqa: E402
 
 from segqc.metrics.catalogue import METRIC_KEYS, ZEROCOST_KEYS  # noqa: E402
 
+from conftest import OPTIONAL_SKIPPED  # noqa: E402
+
 QC = ("--pyargs", "segqc.qc_tests")
+# the loss-curve tests skip: these tiny model folders have no training history
 ANISOTROPY = (2, 1, 1)
 
 
@@ -94,7 +97,7 @@ def test_3d_model_runs_end_to_end_with_every_metric(pytester, tiny3d):
         *QC, "--model", str(tiny3d), "--qc-source", str(source), "--qc-target", str(target),
         "--thresholds", str(limits), "-v",
     )  # fmt: skip
-    result.assert_outcomes(passed=3, skipped=6)
+    result.assert_outcomes(passed=3, skipped=1 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
         ["*test_image?stack0.tif? PASSED*", "*test_image?stack1.tif? PASSED*"]
     )
@@ -144,7 +147,7 @@ def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, t
         *QC, "--model", str(tiny2d_two_channels), "--qc-source", str(qc.source),
         "--qc-target", str(qc.target), "--thresholds", str(limits), "-rf",
     )  # fmt: skip
-    result.assert_outcomes(passed=1, failed=2, skipped=7)
+    result.assert_outcomes(passed=1, failed=2, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
         [
             "*_ test_image?img00.tif? _*",

@@ -15,6 +15,8 @@ import numpy as np
 import pytest
 import tifffile
 
+from conftest import LOSS_CURVE_TESTS, OPTIONAL_SKIPPED
+
 QC = ("--pyargs", "segqc.qc_tests")
 REGRESSION_LIMITS = """\
 regression:
@@ -60,7 +62,7 @@ def test_update_then_compare_passes_with_no_change(pytester, two_models, thresho
     baseline = pytester.path / "baseline.json"
     result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline),
                     "--update-baseline", "-rs", limits=limits)  # fmt: skip
-    result.assert_outcomes(passed=4, skipped=7)
+    result.assert_outcomes(passed=4, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines([f"wrote baseline {baseline}"])
     result.stdout.fnmatch_lines(["*--update-baseline writes *baseline.json at the end*"])
     document = json.loads(baseline.read_text())
@@ -73,7 +75,7 @@ def test_update_then_compare_passes_with_no_change(pytester, two_models, thresho
     result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline), "-v",
                     limits=limits)  # fmt: skip
     assert result.ret == pytest.ExitCode.OK
-    result.assert_outcomes(passed=7, skipped=4)
+    result.assert_outcomes(passed=7, skipped=4 + LOSS_CURVE_TESTS)
     result.stdout.fnmatch_lines(
         ["*test_regression_per_image PASSED*", "*segqc regression*",
          f"compared 4 QC images with file {baseline}: no change", "*pooled: f1: no change (1)*"]
@@ -96,7 +98,7 @@ def test_weak_model_against_good_baseline_fails_naming_metrics_and_images(
            limits=limits)  # fmt: skip
     result = run_qc(pytester, weak.predictions, good, "--baseline", str(baseline), limits=limits)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    result.assert_outcomes(passed=4, failed=3, skipped=4)
+    result.assert_outcomes(passed=4, failed=3, skipped=4 + LOSS_CURVE_TESTS)
     # pooled: tp 34, fn 6 -> recall 0.85, f1 68/74; img01 f1 12/16, img03 f1 16/18
     result.stdout.fnmatch_lines(
         [

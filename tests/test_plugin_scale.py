@@ -25,6 +25,8 @@ from segqc.prediction import PredictionResult
 from segqc.session import ImageOutcome, QcRun
 from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
+from conftest import OPTIONAL_SKIPPED
+
 REPO = Path(__file__).resolve().parents[1]
 QC = ("--pyargs", "segqc.qc_tests")
 
@@ -74,13 +76,13 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
     model = ("--model", str(fake_model), "--qc-source", str(qc.source))
     args = (*QC, *model, "--qc-target", str(qc.target))
 
-    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=5)
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert sorted(calls(pytester)) == ["img00.tif", "img01.tif", "img02.tif"]
     first = summary(pytester)
     assert [i["cached"] for i in first["images"]] == [False] * 3
     assert first["predictor"]["cache"] == str(pytester.path / "qc-output" / "cache")
 
-    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=5)
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert len(calls(pytester)) == 3  # nothing predicted again
     second = summary(pytester)
     assert [i["cached"] for i in second["images"]] == [True] * 3
@@ -89,7 +91,7 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
     assert second["images"][0]["n_tiles"] == [1, 1]
     assert (pytester.path / "qc-output" / "predictions" / "img02.tif").is_file()
 
-    pytester.runpytest(*args, "--no-cache").assert_outcomes(passed=5, skipped=5)
+    pytester.runpytest(*args, "--no-cache").assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert len(calls(pytester)) == 6
     assert [i["cached"] for i in summary(pytester)["images"]] == [False] * 3
 
@@ -101,7 +103,9 @@ def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_mod
     pytester.runpytest(*args)
     limits = pytester.path / "limits.yaml"
     limits.write_text("prediction:\n  prob_thresh: 0.6\n")
-    pytester.runpytest(*args, "--thresholds", str(limits)).assert_outcomes(passed=2, skipped=7)
+    pytester.runpytest(*args, "--thresholds", str(limits)).assert_outcomes(
+        passed=2, skipped=2 + OPTIONAL_SKIPPED
+    )
     assert len(calls(pytester)) == 4
     assert [i["cached"] for i in summary(pytester)["images"]] == [False, False]
 
@@ -139,8 +143,8 @@ def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
         *QC, "-n", "2", "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
         "--thresholds", str(limits),
     )  # fmt: skip
-    result.assert_outcomes(passed=len(dropped) + 1, skipped=6)
-    result.stdout.fnmatch_lines(["2 workers [[]15 items[]]"])
+    result.assert_outcomes(passed=len(dropped) + 1, skipped=1 + OPTIONAL_SKIPPED)
+    result.stdout.fnmatch_lines([f"2 workers [[]{10 + OPTIONAL_SKIPPED} items[]]"])
     names = [f"img{i:02d}.tif" for i in range(len(dropped))]
     with open(pytester.path / "qc-output" / "metrics.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -153,7 +157,7 @@ def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
     pooled = document["aggregate"]["pooled"]
     assert (pooled["tp"], pooled["fn"]) == (80 - sum(dropped), sum(dropped))
     assert sum(v["scope"] == "per_image" for v in document["limits"]) == len(dropped)
-    assert document["tests"] == {"passed": len(dropped) + 1, "skipped": 6}
+    assert document["tests"] == {"passed": len(dropped) + 1, "skipped": 1 + OPTIONAL_SKIPPED}
     leftovers = [p.name for p in (pytester.path / "qc-output").iterdir()]
     assert not [name for name in leftovers if "spool" in name]
     assert {"metrics.csv", "summary.json"} <= set(leftovers)
@@ -163,9 +167,9 @@ def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model,
     qc = make_qc(4, root=pytester.path / "qc")
     args = (*QC, "-n", "2", "--model", str(fake_model), "--qc-source", str(qc.source),
             "--qc-target", str(qc.target))  # fmt: skip
-    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=5)
+    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
     assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
-    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=5)
+    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
     document = summary(pytester)
     assert [i["cached"] for i in document["images"]] == [True] * 4
     assert document["complete"] is True

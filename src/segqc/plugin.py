@@ -15,6 +15,7 @@ import pytest
 
 from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
 from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
+from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
 from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
@@ -36,15 +37,27 @@ from segqc.thresholds import (
     load_thresholds,
 )
 
-__all__ = ["qc_accuracy", "qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
+__all__ = [
+    "LOSS_CURVE",
+    "loss_curve",
+    "qc_accuracy",
+    "qc_dataset",
+    "qc_image",
+    "qc_outcomes",
+    "qc_run",
+]
 
 # Regression checks and statistics: their options, fixtures and hooks.
 pytest_plugins = ["segqc.regression_plugin"]
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
-QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy"})
+QC_FIXTURES = frozenset(
+    {"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy", "loss_curve"}
+)
 
 _PLUGIN = pytest.StashKey[QcSessionPlugin]()
+#: The session's loss-curve checks (history, verdicts, figure), for the report.
+LOSS_CURVE = pytest.StashKey[LossCurveRun]()
 
 # (option, ini key, help); every option can also be set in [tool.pytest.ini_options].
 _PATH_OPTIONS = (
@@ -60,6 +73,8 @@ _PATH_OPTIONS = (
     ),
     ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
      "[default: qc-output]"),
+    ("--training-log", "qc_training_log", "training history to check instead of the model "
+     "folder's: a CSV (loss, val_loss) or a TensorBoard logs folder"),
     ("--qc-cache", "qc_cache", "prediction cache folder [default: <qc-output>/cache]"),
 )  # fmt: skip
 
@@ -233,6 +248,22 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
     )
 
 
+def _build_loss_curve(config: pytest.Config, session_plugin: QcSessionPlugin) -> LossCurveRun:
+    training_log = _path_setting(config, "qc_training_log")
+    if training_log is not None and not training_log.exists():
+        raise pytest.UsageError(
+            f"segqc: --training-log {training_log}: no such file or folder; give a CSV "
+            "(loss, val_loss) or a TensorBoard logs folder"
+        )
+    run = session_plugin.run
+    return LossCurveRun(
+        run.thresholds.thresholds.loss_curve,
+        output_dir=session_plugin.output_dir,
+        model_dir=run.model_folder.path if run.model_folder else None,
+        training_log=training_log,
+    )
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-html's, which must see the report path
 def pytest_configure(config: pytest.Config) -> None:
     """Validate options, thresholds, model and QC folders before anything is collected."""
@@ -241,6 +272,9 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     session_plugin = _build_run(config)
     if session_plugin is not None:
+        session_plugin.loss_curve = config.stash[LOSS_CURVE] = _build_loss_curve(
+            config, session_plugin
+        )
         config.stash[_PLUGIN] = session_plugin
         config.pluginmanager.register(session_plugin, "segqc-session")
         bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
@@ -253,6 +287,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session_plugin = config.stash.get(_PLUGIN, None)
     if session_plugin is not None:
         del config.stash[_PLUGIN]
+        del config.stash[LOSS_CURVE]
         config.pluginmanager.unregister(session_plugin)
         config.pluginmanager.unregister(name="segqc-xdist")
 
@@ -339,3 +374,12 @@ def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> Datase
 def qc_accuracy(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> AccuracyCurve | None:
     """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged."""
     return accuracy_vs_iou(qc_run)
+
+
+@pytest.fixture(scope="session")
+def loss_curve(request: pytest.FixtureRequest) -> LossCurveRun:
+    """The session's training-history checks (skips the test when segqc is inactive)."""
+    loss_run = request.config.stash.get(LOSS_CURVE, None)
+    if loss_run is None:
+        pytest.skip(NOT_ACTIVE_REASON)
+    return loss_run

@@ -16,6 +16,8 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
 * ``accuracy_vs_iou``: the pooled QC set matched at IoU 0.1 … 0.9 (see segqc.accuracy)
 * ``tests``: pytest outcome counts
 * sections added by other stages (``run.summary_sections``): ``statistics``, ``regression``
+* ``loss_curve``: the training history checked (source, format, epochs), every check's
+  verdict, message and key numbers, and the figure (see :mod:`segqc.loss_session`)
 """
 
 from __future__ import annotations
@@ -75,6 +77,7 @@ def build_summary(
     qc_folders: dict[str, str],
     ignored_files: list[str],
     test_counts: dict[str, int],
+    loss_curve: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the summary.json document of a run (see the module docstring)."""
     from segqc.accuracy import accuracy_vs_iou
@@ -130,6 +133,7 @@ def build_summary(
         + ([v.as_dict() for v in accuracy.verdicts] if accuracy else []),
         "accuracy_vs_iou": accuracy.as_dict() if accuracy else None,
         "tests": test_counts,
+        "loss_curve": loss_curve,
         "versions": package_versions(),
         **{key: build() for key, build in run.summary_sections.items()},
     }

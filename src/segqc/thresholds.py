@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from segqc.loss_settings import LossCurveSettings
 from segqc.metrics.catalogue import METRICS
 from segqc.regression_settings import RegressionSettings, StatisticsSettings
 
@@ -140,6 +141,7 @@ class Thresholds(_Strict):
     aggregate_at: dict[Annotated[float, Field(gt=0.0, le=1.0)], _MetricLimits] = {}  # type: ignore[valid-type]
     regression: RegressionSettings = RegressionSettings()
     statistics: StatisticsSettings = StatisticsSettings()
+    loss_curve: LossCurveSettings = LossCurveSettings()
 
     @field_validator("aggregate_at")
     @classmethod

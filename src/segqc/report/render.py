@@ -60,19 +60,38 @@ def _summary_of(session_plugin: QcSessionPlugin, exitstatus: int) -> dict[str, A
     )
 
 
-def _loss_section(summary: Mapping[str, Any], output_dir: Path) -> dict[str, Any] | None:
-    """The loss-curve checks' figure, verdicts and scalar facts, if they ran."""
+def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The loss-curve checks' figure, verdicts and key facts (None: the checks did not run).
+
+    Reads the ``loss_curve`` record of summary.json (see :mod:`segqc.loss_session`).
+    """
     record = summary.get("loss_curve")
-    if record is None:
+    if not isinstance(record, Mapping):
         return None
-    facts = (
-        {k: v for k, v in record.items() if isinstance(v, str | int | float | bool)}
-        if isinstance(record, Mapping)
-        else {}
-    )
+    if record.get("status") != "found":
+        looked = " and ".join(record.get("looked") or [])
+        missing = record.get("error") or (
+            f"No training history found (looked for {looked})."
+            if looked
+            else "No training history: --predictions mode has no model folder to read one "
+            "from; give --training-log PATH."
+        )
+        return {"missing": missing}
+    figure = record.get("figure")
+    facts = {
+        "history": f"{record['source']} ({record['format']}, {record['n_epochs']} epochs)",
+        "final loss": f"{record['final_loss']:.4g}",
+        "final val_loss": (
+            f"{record['final_val_loss']:.4g}"
+            if record.get("final_val_loss") is not None
+            else "none"
+        ),
+        "smoothing": f"trailing moving median of {record['smoothing_window']} epochs",
+    }
     return {
-        "figure": file_data_uri(output_dir / LOSS_FIGURE),
-        "verdicts": [v for v in summary["limits"] if str(v["scope"]).startswith("loss")],
+        "missing": None,
+        "figure": file_data_uri(Path(figure)) if figure else None,
+        "checks": list(record.get("checks") or []),
         "facts": facts,
     }
 
@@ -123,7 +142,7 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             metrics=METRICS,
             rows=rows,
             unevaluated=[p.name for p in run.pending()],
-            loss=_loss_section(summary, session_plugin.output_dir),
+            loss=_loss_section(summary),
             accuracy=record,
             accuracy_rows=accuracy_rows(summary),
             accuracy_metrics=(*CURVE_METRICS, "tp", "fp", "fn"),
