@@ -114,7 +114,8 @@ def test_warn_level_warns_and_passes(pytester, make_qc, thresholds_file):
 def test_metrics_go_into_junit_xml(pytester, make_qc, thresholds_file):
     qc = make_qc(2, dropped=(0, 2), root=pytester.path / "qc")
     limits = thresholds_file("per_image:\n  f1: {min: 0.5}\n")
-    run_qc(pytester, qc, f"--junitxml={pytester.path / 'junit.xml'}", thresholds=limits)
+    result = run_qc(pytester, qc, f"--junitxml={pytester.path / 'junit.xml'}", thresholds=limits)
+    assert "record_property is incompatible" not in result.stdout.str()
     root = ET.parse(pytester.path / "junit.xml").getroot()
     case = next(c for c in root.iter("testcase") if c.get("name") == "test_image[img01.tif]")
     properties = {p.get("name"): p.get("value") for p in case.iter("property")}

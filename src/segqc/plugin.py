@@ -280,6 +280,11 @@ def pytest_configure(config: pytest.Config) -> None:
         bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
         config.pluginmanager.register(bridge, "segqc-xdist")
         enable_html_report(config, session_plugin)
+        # The metrics are meant for the JUnit XML: pytest still writes record_property
+        # values with its default junit_family (xunit2), it only warns on every test.
+        config.addinivalue_line(
+            "filterwarnings", "ignore:record_property is incompatible with junit_family"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
