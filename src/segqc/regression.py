@@ -16,19 +16,15 @@ applied.
 from __future__ import annotations
 
 import math
-import warnings
-from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
-
-import pytest
+from typing import Any, Literal
 
 from segqc.metrics.catalogue import METRIC_KEYS, metric_spec
 from segqc.metrics.scores import QcScores, image_mean, pool
 from segqc.regression_settings import BootstrapSettings, DropLimit, RegressionSettings
 from segqc.stats import Interval, paired_delta_intervals
 
-__all__ = ["Comparison", "DropVerdict", "compare", "drop_of", "fail_on_broken"]
+__all__ = ["Comparison", "DropVerdict", "compare", "drop_of"]
 
 Change = Literal["improved", "no change", "worse"]
 _EPS = 1e-12  # float noise below this is "no change"
@@ -341,28 +337,3 @@ def compare(
                 )
             )  # fmt: skip
     return comparison
-
-
-class _Judged(Protocol):
-    @property
-    def outcome(self) -> Literal["pass", "fail", "warn"]: ...
-
-    def message(self) -> str: ...
-
-
-def fail_on_broken(verdicts: Iterable[_Judged]) -> None:
-    """Fail the current test on broken ``fail`` limits (one line each), warn on ``warn``.
-
-    Like :func:`segqc.checks.assert_verdicts`, for regression and statistics verdicts.
-    """
-    __tracebackhide__ = True
-    from segqc.checks import SegQcWarning
-
-    failures = []
-    for verdict in verdicts:
-        if verdict.outcome == "warn":
-            warnings.warn(SegQcWarning(verdict.message()), stacklevel=2)
-        elif verdict.outcome == "fail":
-            failures.append(verdict.message())
-    if failures:
-        pytest.fail("\n".join(failures), pytrace=False)

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from segqc.regression import Comparison, fail_on_broken
+from segqc.checks import assert_verdicts
+from segqc.regression import Comparison
 
 
 def _check(comparison: Comparison, scope: str, record_property: Any) -> None:
@@ -19,7 +20,7 @@ def _check(comparison: Comparison, scope: str, record_property: Any) -> None:
     record_property("change", comparison.change())
     if not verdicts:
         pytest.skip(f"no 'regression.{scope}' limits in thresholds.yaml")
-    fail_on_broken(verdicts)
+    assert_verdicts(verdicts)
 
 
 def test_regression_aggregate(qc_regression: Comparison, record_property: Any) -> None:

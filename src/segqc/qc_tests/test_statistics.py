@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segqc.regression import fail_on_broken
+from segqc.checks import assert_verdicts
 from segqc.regression_plugin import StatisticsOutcome
 
 
@@ -19,11 +19,11 @@ def test_aggregate_confidence(qc_statistics: StatisticsOutcome, record_property:
         record_property(f"{key}_ci_high", interval.high)
     if not qc_statistics.ci_verdicts:
         pytest.skip("no 'min_ci_low' limits in the 'aggregate' section of thresholds.yaml")
-    fail_on_broken(qc_statistics.ci_verdicts)
+    assert_verdicts(qc_statistics.ci_verdicts)
 
 
 def test_worst_images(qc_statistics: StatisticsOutcome) -> None:
     """The mean over the worst images stays within ``statistics.worst_images``."""
     if not qc_statistics.worst_verdicts:
         pytest.skip("no 'statistics.worst_images' limits in thresholds.yaml")
-    fail_on_broken(qc_statistics.worst_verdicts)
+    assert_verdicts(qc_statistics.worst_verdicts)
