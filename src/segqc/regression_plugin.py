@@ -76,7 +76,7 @@ class StatisticsOutcome:
     worst_verdicts: list[GateVerdict]
 
 
-@dataclass
+@dataclass(eq=False)  # registered as a pytest plugin: must stay hashable
 class RegressionSession:
     """What this session compares with, and the end-of-session work (baseline, summary).
 
