@@ -18,6 +18,12 @@ from skimage.draw import disk
 pytest_plugins = ["pytester"]
 
 REPO = Path(__file__).resolve().parents[1]
+#: QC tests that skip in a run without a training history (the five loss-curve checks)
+#: or without a baseline (three regression scopes and two statistical gates).
+LOSS_CURVE_TESTS = 5
+REGRESSION_TESTS = 5
+OPTIONAL_SKIPPED = LOSS_CURVE_TESTS + REGRESSION_TESTS
+
 DEMO2D = REPO / "fixtures" / "models" / "demo2d"
 DEMO2D_WEAK = REPO / "fixtures" / "models" / "demo2d_weak"
 QC2D = REPO / "fixtures" / "qc2d"
@@ -131,3 +137,11 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     select_device("auto")
     model.predict_instances(np.zeros((32, 32), np.float32), show_tile_progress=False)
     return basedir / "tiny"
+
+
+@pytest.fixture(scope="session")
+def tensorflow_ready(tiny_model_dir: Path) -> None:
+    """TensorFlow imported and warmed up, for in-process pytester runs that predict.
+
+    Request it as a test argument (session fixtures are set up before ``pytester``).
+    """

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+
 from conftest import QcFolders, disks, image_from
 
 QC = ("--pyargs", "segqc.qc_tests")
@@ -316,7 +317,7 @@ ROWS = [
     # images
     Row("nan-pixels", nan_pixels, 1, "*source/img01.tif: image contains NaN or infinite pixels*", OTHERS, needs_model=True),
     Row("constant-image", constant_image, 1, "*source/img01.tif: image is constant (every pixel is 7)*", OTHERS, needs_model=True),
-    Row("wrong-channel-count", wrong_channel_count, 1, "*source/img01.tif: image has shape (64, 128, 2), but the 2D model expects axes YX with 1 channel*", OTHERS, needs_model=True),
+    Row("wrong-channel-count", wrong_channel_count, 1, "*source/img01.tif: image has 2 channels (axes YXC, shape (64, 128, 2)) but the model expects 1 (n_channel_in in config.json)*", OTHERS, needs_model=True),
     # model
     Row("model-folder-missing", model_folder_missing, 4, "*no_such_model: model folder does not exist*", needs_model=True),
     Row("config-json-missing", config_missing, 4, "*model: no config.json; --model must point at the folder*", needs_model=True),
@@ -382,6 +383,7 @@ def check_row(row: Row, scenario: Scenario, pytester: pytest.Pytester) -> None:
         assert [line.split(",")[0] for line in csv_rows] == [
             name for name in ALL if status.get(name) == "evaluated"
         ]
+        assert (out / "report.html").is_file()
     if row.exit_code == 4:
         assert not (out / "summary.json").exists()
 
@@ -408,8 +410,9 @@ def test_disk_full_leaves_no_temporary_files(pytester, make_qc):
     disk_full(scenario)
     result = pytester.runpytest_subprocess(*scenario.command_line())
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    leftovers = [p.name for p in (pytester.path / "qc-output").iterdir()]
-    assert leftovers == [".segqc-output"]
+    leftovers = {p.name for p in (pytester.path / "qc-output").iterdir()}
+    assert not {"metrics.csv", "summary.json"} & leftovers
+    assert not [name for name in leftovers if name.endswith(".tmp")]
 
 
 def test_second_run_replaces_outputs_and_touches_nothing_else(pytester, make_qc):
@@ -432,3 +435,17 @@ def test_overwrite_flag_takes_over_a_folder_with_foreign_outputs(pytester, make_
     result = pytester.runpytest(*scenario.command_line(), "--qc-overwrite")
     assert result.ret == 0
     assert (pytester.path / "qc-output" / "metrics.csv").read_text().startswith("image,")
+
+
+def test_outputs_get_ordinary_file_permissions(pytester, make_qc):
+    qc = make_qc(1, root=pytester.path / "qc")
+    old = os.umask(0o022)
+    try:
+        result = pytester.runpytest(
+            *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+        )
+    finally:
+        os.umask(old)
+    assert result.ret == 0
+    mode = (pytester.path / "qc-output" / "metrics.csv").stat().st_mode & 0o777
+    assert mode == 0o644  # not the 0600 of a temporary file

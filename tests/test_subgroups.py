@@ -14,6 +14,8 @@ import tifffile
 from segqc.metrics.object_matches import match_objects
 from segqc.subgroups import GroupsFileError, read_groups_file, size_bin_values
 
+from conftest import OPTIONAL_SKIPPED
+
 QC = ("--pyargs", "segqc.qc_tests")
 
 
@@ -151,7 +153,8 @@ def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     result = pytester.runpytest(
         *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
     )
-    result.assert_outcomes(passed=4, deselected=4)  # robustness, leakage, size, group
+    # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group
+    result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
 
 
 @pytest.mark.parametrize(
@@ -180,3 +183,24 @@ def test_bundled_commented_example_of_the_optional_checks_is_valid():
     parsed = Thresholds.model_validate(yaml.safe_load(body))
     assert parsed.robustness is not None and parsed.robustness.rot90.k == [1, 2, 3]
     assert parsed.subgroups.object_size.bin_limits("small")["recall"].min == 0.5
+
+
+def test_size_bins_and_groups_are_complete_under_xdist(pytester):
+    root = pytester.path / "qc"
+    write_set(root, "condA/a1.tif", squares(), squares())
+    write_set(root, "condA/a2.tif", squares(), squares())
+    write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
+    (pytester.path / "limits.yaml").write_text(LIMITS)
+    result = pytester.runpytest_subprocess(
+        *QC, "-n", "2", "--predictions", str(root / "predictions"),
+        "--qc-target", str(root / "target"), "--qc-groups", "subfolders",
+        "--thresholds", "limits.yaml", "-p", "no:html",
+    )  # fmt: skip
+    # skipped: aggregate and image_mean (no limits), the empty medium bin, optional checks
+    result.assert_outcomes(passed=4, failed=3, skipped=3 + OPTIONAL_SKIPPED)
+    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+    bins = {b["bin"]: b["values"] for b in summary["subgroups"]["object_size"]}
+    assert (bins["small"]["n_true"], bins["small"]["tp"]) == (12, 8)
+    assert bins["large"]["mean_matched_score"] == pytest.approx((8 + 4 * 120 / 144) / 12)
+    groups = {g["group"]: g["values"]["f1"] for g in summary["subgroups"]["image_groups"]}
+    assert groups == {"condA": 1.0, "condB": pytest.approx(8 / 12)}

@@ -4,20 +4,33 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterable
+from typing import Literal, Protocol
 
 import pytest
 
-from segqc.judge import Verdict
 from segqc.session import ImageOutcome
 
-__all__ = ["SegQcWarning", "assert_image", "assert_verdicts"]
+__all__ = ["Judged", "SegQcWarning", "assert_image", "assert_verdicts"]
+
+
+class Judged(Protocol):
+    """A verdict on one limit: metric limits, regression drops, statistical gates."""
+
+    @property
+    def outcome(self) -> Literal["pass", "fail", "warn"]:
+        """``pass``, or the level of the broken limit."""
+        ...
+
+    def message(self) -> str:
+        """One line naming subject, metric, value, limit and thresholds.yaml key."""
+        ...
 
 
 class SegQcWarning(UserWarning):
     """A limit with ``level: warn`` was broken: shown, recorded, never a failure."""
 
 
-def assert_verdicts(verdicts: Iterable[Verdict]) -> None:
+def assert_verdicts(verdicts: Iterable[Judged]) -> None:
     """Fail the current test if any ``fail``-level limit is broken.
 
     Broken ``warn``-level limits become :class:`SegQcWarning` warnings. The failure

@@ -4,13 +4,15 @@ Registered by :mod:`segqc.plugin` next to it. Adds ``--robustness``,
 ``--training-data`` and ``--qc-groups`` (and their ini keys) to the segqc option group,
 generates the tests of ``qc_tests/test_robustness.py``, ``test_leakage.py`` and
 ``test_subgroups.py`` and provides their fixtures, and adds the ``robustness``,
-``leakage`` and ``subgroups`` sections to summary.json. Checks that were not asked for
-generate no tests (their test functions are deselected).
+``leakage`` and ``subgroups`` sections to summary.json (``QcRun.summary_sections``).
+Checks that were not asked for generate no tests (their test functions are deselected).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -63,6 +65,13 @@ class ChecksState:
         """Image-group outcomes over the images evaluated so far."""
         settings = self.run.thresholds.thresholds.subgroups.image_groups
         return image_group_outcomes(self.run.outcomes, settings)
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add ``pytest_segqc_make_predictor`` (see :mod:`segqc.hookspecs`)."""
+    from segqc import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -157,6 +166,8 @@ def pytest_configure(config: pytest.Config) -> None:
             )
         state.training_dir = folder
     config.stash[_STATE] = state
+    for key in ("robustness", "leakage", "subgroups"):
+        run.summary_sections[key] = functools.partial(_summary_section, state, key)
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -201,11 +212,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = kept
 
 
-def pytest_segqc_summary_sections(config: pytest.Config) -> dict[str, Any]:
-    """The ``robustness``, ``leakage`` and ``subgroups`` sections of summary.json."""
-    state = config.stash.get(_STATE, None)
-    if state is None:
-        return {"robustness": None, "leakage": None, "subgroups": None}
+def _summary_section(state: ChecksState, key: str) -> Any:
+    return summary_sections(state)[key]
+
+
+def summary_sections(state: ChecksState) -> dict[str, Any]:
+    """The ``robustness``, ``leakage`` and ``subgroups`` sections of summary.json.
+
+    The leakage comparison is run here if no test ran it (e.g. on the xdist controller).
+    """
+    if state.leakage is None and state.training_dir is not None:
+        state.leakage = _find_leaks(state)
     leakage = state.leakage
     robustness = state.robustness.summary() if state.robustness else None
     bins = state.size_bins()
@@ -255,6 +272,13 @@ def pytest_segqc_summary_sections(config: pytest.Config) -> dict[str, Any]:
     }
 
 
+def _evaluate_all(outcomes: Mapping[str, ImageOutcome]) -> None:
+    """Under xdist, outcomes are evaluated lazily; a subgroup needs all of them."""
+    evaluate_all = getattr(outcomes, "evaluate_all", None)
+    if evaluate_all is not None:
+        evaluate_all()
+
+
 def _state(request: pytest.FixtureRequest) -> ChecksState:
     state = request.config.stash.get(_STATE, None)
     if state is None:
@@ -297,30 +321,37 @@ def qc_leakage(
     if not sources:
         pytest.skip("segqc: the leakage check needs the QC source images (--qc-source)")
     if state.leakage is None:
-        settings = qc_run.thresholds.thresholds.leakage
-        state.leakage = find_leaks(
-            sources,
-            list_training_images(state.training_dir),
-            ncc_threshold=settings.ncc_threshold,
-            downsample=settings.downsample,
-            probe_size=settings.probe_size,
-        )
+        state.leakage = _find_leaks(state)
     return state.leakage
+
+
+def _find_leaks(state: ChecksState) -> LeakageReport:
+    assert state.training_dir is not None
+    settings = state.run.thresholds.thresholds.leakage
+    return find_leaks(
+        [p.source for p in state.run.pairs if p.source is not None],
+        list_training_images(state.training_dir),
+        ncc_threshold=settings.ncc_threshold,
+        downsample=settings.downsample,
+        probe_size=settings.probe_size,
+    )
 
 
 @pytest.fixture
 def qc_size_bin(
-    request: pytest.FixtureRequest, qc_outcomes: dict[str, ImageOutcome]
+    request: pytest.FixtureRequest, qc_outcomes: Mapping[str, ImageOutcome]
 ) -> SizeBinOutcome:
     """Recall and mean matched IoU of one object-size bin, over the whole QC set."""
     state = _state(request)
+    _evaluate_all(qc_outcomes)
     return next(b for b in state.size_bins() if b.name == request.param)
 
 
 @pytest.fixture
 def qc_image_group(
-    request: pytest.FixtureRequest, qc_outcomes: dict[str, ImageOutcome]
+    request: pytest.FixtureRequest, qc_outcomes: Mapping[str, ImageOutcome]
 ) -> GroupOutcome:
     """Every QC metric pooled over one image group."""
     state = _state(request)
+    _evaluate_all(qc_outcomes)
     return next(g for g in state.groups() if g.name == request.param)

@@ -1,4 +1,4 @@
-"""segqc's own hooks, for conftest.py files and plugins (added by :mod:`segqc.plugin`)."""
+"""segqc's own hooks, for conftest.py files and plugins (added by :mod:`segqc.generalisation`)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-__all__ = ["pytest_segqc_make_predictor", "pytest_segqc_summary_sections"]
+__all__ = ["pytest_segqc_make_predictor"]
 
 
 @pytest.hookspec(firstresult=True)
@@ -17,11 +17,4 @@ def pytest_segqc_make_predictor(config: pytest.Config, model_dir: Path) -> Any:
     Called at configure time, before segqc inspects the folder as a StarDist model, so a
     plugin can test another kind of model (or a test double) with the same QC suite.
     The first non-None result wins; None keeps segqc's StarDist predictor.
-    """
-
-
-def pytest_segqc_summary_sections(config: pytest.Config) -> Any:
-    """Return a dict of extra top-level sections for summary.json (or None).
-
-    Called on the controller at the end of the session, after the QC tests ran.
     """

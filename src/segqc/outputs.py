@@ -43,6 +43,8 @@ OUTPUT_NAMES: tuple[str, ...] = (
     "report.html",
     "loss_curve.png",
     "predictions",
+    "baseline-model",
+    "cache",
 )
 
 #: Marks a folder as segqc's, so a later run may replace the files in OUTPUT_NAMES.
@@ -109,12 +111,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # NamedTemporaryFile creates 0600; give the file the permissions open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
     except OSError as exc:
         if tmp_name is not None:
             Path(tmp_name).unlink(missing_ok=True)
         raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
     return path
+
+
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: Path, text: str) -> Path:

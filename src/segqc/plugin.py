@@ -7,12 +7,16 @@ here imports TensorFlow; the model loads only when the first QC image is predict
 from __future__ import annotations
 
 import importlib.util
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
+from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
 from segqc.generalisation import groups_setting
+from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
 from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
@@ -24,6 +28,7 @@ from segqc.prediction import (
     resolve_parameters,
     select_device,
 )
+from segqc.report import enable_html_report
 from segqc.reporting import QcSessionPlugin
 from segqc.session import DatasetOutcome, ImageOutcome, QcRun
 from segqc.thresholds import (
@@ -33,12 +38,28 @@ from segqc.thresholds import (
     load_thresholds,
 )
 
-__all__ = ["qc_dataset", "qc_image", "qc_outcomes", "qc_run"]
+__all__ = [
+    "LOSS_CURVE",
+    "loss_curve",
+    "qc_accuracy",
+    "qc_dataset",
+    "qc_image",
+    "qc_outcomes",
+    "qc_run",
+]
+
+# Regression checks and statistics; robustness, leakage and subgroup checks (and the
+# pytest_segqc_make_predictor hook): their options, fixtures and hooks.
+pytest_plugins = ["segqc.regression_plugin", "segqc.generalisation"]
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
-QC_FIXTURES = frozenset({"qc_run", "qc_outcomes", "qc_image", "qc_dataset"})
+QC_FIXTURES = frozenset(
+    {"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy", "loss_curve"}
+)
 
 _PLUGIN = pytest.StashKey[QcSessionPlugin]()
+#: The session's loss-curve checks (history, verdicts, figure), for the report.
+LOSS_CURVE = pytest.StashKey[LossCurveRun]()
 
 # (option, ini key, help); every option can also be set in [tool.pytest.ini_options].
 _PATH_OPTIONS = (
@@ -54,16 +75,10 @@ _PATH_OPTIONS = (
     ),
     ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
      "[default: qc-output]"),
+    ("--training-log", "qc_training_log", "training history to check instead of the model "
+     "folder's: a CSV (loss, val_loss) or a TensorBoard logs folder"),
+    ("--qc-cache", "qc_cache", "prediction cache folder [default: <qc-output>/cache]"),
 )  # fmt: skip
-
-
-def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
-    """Add segqc's hooks; register the robustness, leakage and subgroup checks."""
-    from segqc import generalisation, hookspecs
-
-    pluginmanager.add_hookspecs(hookspecs)
-    if not pluginmanager.is_registered(generalisation):
-        pluginmanager.register(generalisation, "segqc-generalisation")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,6 +95,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where to predict: auto (a GPU if TensorFlow sees one), cpu or gpu [default: auto]",
     )
     parser.addini("qc_device", "segqc: auto, cpu or gpu", default=None)
+    group.addoption(
+        "--no-cache",
+        dest="qc_no_cache",
+        action="store_true",
+        default=False,
+        help="predict every image even if the prediction cache holds it, and store nothing",
+    )
     group.addoption(
         "--qc-overwrite",
         dest="qc_overwrite",
@@ -147,7 +169,28 @@ def _make_predictor(
     if device == "gpu":
         select_device("gpu")  # fail now, at configure time, rather than after collection
     parameters = resolve_parameters(folder, loaded.thresholds.prediction)
-    return StarDistPredictor(folder, parameters, device=device), folder  # type: ignore[arg-type]
+    predictor = StarDistPredictor(folder, parameters, device=device)  # type: ignore[arg-type]
+    return _with_cache(config, predictor), folder
+
+
+def _with_cache(config: pytest.Config, predictor: StarDistPredictor) -> Predictor:
+    """Wrap ``predictor`` in the prediction cache unless ``--no-cache`` (see segqc.cache)."""
+    if config.getoption("qc_no_cache"):
+        return predictor
+    from segqc.cache import CachingPredictor, PredictionCache, stardist_cache_settings
+
+    folder = _path_setting(config, "qc_cache") or _output_dir(config) / "cache"
+    PredictionCache.check_writable(folder)
+    settings = stardist_cache_settings(predictor)
+    return CachingPredictor(
+        predictor, PredictionCache(folder), settings=settings, n_dim=predictor.folder.n_dim
+    )
+
+
+def _output_dir(config: pytest.Config) -> Path:
+    return (
+        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
+    )
 
 
 def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
@@ -168,9 +211,7 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         loaded = _load_thresholds(config)
     except ThresholdsError as exc:
         raise pytest.UsageError(str(exc)) from None
-    output_dir = (
-        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
-    )
+    output_dir = _output_dir(config)
     prediction_files: dict[str, Path] | None = None
     subfolders = groups_setting(config) == "subfolders"
     try:
@@ -190,10 +231,11 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
                 pairs=tuple(QcPair(p.name, None, p.target, p.group) for p in found.pairs),
                 ignored=found.ignored,
             )
+        # Claim the output folder first: the prediction cache lives inside it by default.
+        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
         predictor, model_folder = _make_predictor(
             config, loaded, model_dir, prediction_files, predictions_dir
         )
-        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
     except PairingError as exc:
         lines = "\n".join(f"  - {problem}" for problem in exc.problems)
         raise pytest.UsageError(f"segqc: cannot pair the QC images:\n{lines}") from None
@@ -216,6 +258,23 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
     )
 
 
+def _build_loss_curve(config: pytest.Config, session_plugin: QcSessionPlugin) -> LossCurveRun:
+    training_log = _path_setting(config, "qc_training_log")
+    if training_log is not None and not training_log.exists():
+        raise pytest.UsageError(
+            f"segqc: --training-log {training_log}: no such file or folder; give a CSV "
+            "(loss, val_loss) or a TensorBoard logs folder"
+        )
+    run = session_plugin.run
+    return LossCurveRun(
+        run.thresholds.thresholds.loss_curve,
+        output_dir=session_plugin.output_dir,
+        model_dir=run.model_folder.path if run.model_folder else None,
+        training_log=training_log,
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-html's, which must see the report path
 def pytest_configure(config: pytest.Config) -> None:
     """Validate options, thresholds, model and QC folders before anything is collected."""
     config.addinivalue_line(
@@ -223,8 +282,19 @@ def pytest_configure(config: pytest.Config) -> None:
     )
     session_plugin = _build_run(config)
     if session_plugin is not None:
+        session_plugin.loss_curve = config.stash[LOSS_CURVE] = _build_loss_curve(
+            config, session_plugin
+        )
         config.stash[_PLUGIN] = session_plugin
         config.pluginmanager.register(session_plugin, "segqc-session")
+        bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
+        config.pluginmanager.register(bridge, "segqc-xdist")
+        enable_html_report(config, session_plugin)
+        # The metrics are meant for the JUnit XML: pytest still writes record_property
+        # values with its default junit_family (xunit2), it only warns on every test.
+        config.addinivalue_line(
+            "filterwarnings", "ignore:record_property is incompatible with junit_family"
+        )
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -232,7 +302,9 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session_plugin = config.stash.get(_PLUGIN, None)
     if session_plugin is not None:
         del config.stash[_PLUGIN]
+        del config.stash[LOSS_CURVE]
         config.pluginmanager.unregister(session_plugin)
+        config.pluginmanager.unregister(name="segqc-xdist")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -250,11 +322,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("qc_image", pairs, ids=[p.name for p in pairs], indirect=True)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark QC tests (``-m segqc`` selects them; their outcomes go to summary.json)."""
     for item in items:
         if isinstance(item, pytest.Function) and QC_FIXTURES & set(item.fixturenames):
             item.add_marker(pytest.mark.segqc)
+    session_plugin = config.stash.get(_PLUGIN, None)
+    deselect_unused_aggregate_at(config, items, session_plugin.run if session_plugin else None)
 
 
 @pytest.fixture(scope="session")
@@ -267,8 +341,15 @@ def qc_run(request: pytest.FixtureRequest) -> QcRun:
 
 
 @pytest.fixture(scope="session")
-def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> dict[str, ImageOutcome]:
-    """Predict and measure every QC image, once per session, showing progress."""
+def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> Mapping[str, ImageOutcome]:
+    """Predict and measure every QC image, once per session, showing progress.
+
+    On a pytest-xdist worker, a mapping that evaluates each image when first looked up.
+    """
+    if is_xdist_worker(request.config):
+        bridge = request.config.pluginmanager.get_plugin("segqc-xdist")
+        assert bridge is not None and bridge.evaluator is not None
+        return LazyOutcomes(bridge.evaluator)
     from segqc.progress import image_progress
 
     what = (
@@ -284,7 +365,7 @@ def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> dict[str, Imag
 @pytest.fixture
 def qc_image(
     request: pytest.FixtureRequest,
-    qc_outcomes: dict[str, ImageOutcome],
+    qc_outcomes: Mapping[str, ImageOutcome],
     record_property: Any,
 ) -> ImageOutcome:
     """The outcome of one QC image; its metrics also go to the JUnit XML as properties."""
@@ -297,6 +378,23 @@ def qc_image(
 
 
 @pytest.fixture(scope="session")
-def qc_dataset(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> DatasetOutcome:
+def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> DatasetOutcome:
     """Pooled and image-mean scores over every evaluated image, judged."""
+    if isinstance(qc_outcomes, LazyOutcomes):
+        qc_outcomes.evaluate_all()
     return qc_run.dataset()
+
+
+@pytest.fixture(scope="session")
+def qc_accuracy(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> AccuracyCurve | None:
+    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged."""
+    return accuracy_vs_iou(qc_run)
+
+
+@pytest.fixture(scope="session")
+def loss_curve(request: pytest.FixtureRequest) -> LossCurveRun:
+    """The session's training-history checks (skips the test when segqc is inactive)."""
+    loss_run = request.config.stash.get(LOSS_CURVE, None)
+    if loss_run is None:
+        pytest.skip(NOT_ACTIVE_REASON)
+    return loss_run

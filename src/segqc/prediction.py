@@ -20,6 +20,7 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from segqc.axes import ImageInputError, fit_to_model, to_channel_last
 from segqc.images import read_tiff
 from segqc.model_folder import STARDIST_DEFAULT_THRESHOLDS, ModelFolder
 from segqc.pairing import QcPair
@@ -38,10 +39,6 @@ __all__ = [
 ]
 
 Device = Literal["auto", "cpu", "gpu"]
-
-
-class ImageInputError(ValueError):
-    """A source image cannot be fed to the model (wrong dimensions, channels, NaN...)."""
 
 
 class DeviceError(RuntimeError):
@@ -99,16 +96,22 @@ def resolve_parameters(folder: ModelFolder, settings: PredictionSettings) -> Pre
     )
 
 
-def prepare_input(image: np.ndarray, *, n_dim: int, n_channel_in: int) -> np.ndarray:
+def prepare_input(
+    image: np.ndarray, *, n_dim: int, n_channel_in: int, axes: str | None = None
+) -> np.ndarray:
     """Check an image against the model and normalise it like StarDist training.
 
     Parameters
     ----------
     image : np.ndarray
-        ``(Y, X)`` / ``(Z, Y, X)`` for single-channel models, with a trailing channel
-        axis ``(..., C)`` for multi-channel models.
+        ``(Y, X)`` / ``(Z, Y, X)``, with a channel axis for multi-channel images.
     n_dim, n_channel_in : int
         From the model's config.json.
+    axes : str, optional
+        The image's axes (letters of ``TZCSYX``, e.g. ``CYX``, ``ZCYX``, ``YXS`` for
+        RGB). Without them, ``n_dim`` axes are spatial and one more is a trailing channel
+        axis. See :mod:`segqc.axes` for the rules (RGBA's alpha is dropped for 3-channel
+        models; a singleton channel axis is removed for 1-channel models).
 
     Returns
     -------
@@ -124,15 +127,10 @@ def prepare_input(image: np.ndarray, *, n_dim: int, n_channel_in: int) -> np.nda
     """
     from csbdeep.utils import normalize  # light: numpy only, no TensorFlow
 
-    expected_ndim = n_dim if n_channel_in == 1 else n_dim + 1
-    if n_channel_in == 1 and image.ndim == n_dim + 1 and image.shape[-1] == 1:
-        image = image[..., 0]
-    axes = "ZYX"[-n_dim:] + ("C" if n_channel_in > 1 else "")
-    if image.ndim != expected_ndim or (n_channel_in > 1 and image.shape[-1] != n_channel_in):
-        raise ImageInputError(
-            f"image has shape {image.shape}, but the {n_dim}D model expects axes {axes}"
-            f" with {n_channel_in} channel{'s' if n_channel_in > 1 else ''}"
-        )
+    canonical = None
+    if axes is not None:
+        image, canonical = to_channel_last(image, axes=axes)
+    image = fit_to_model(image, canonical, n_dim=n_dim, n_channel_in=n_channel_in)
     if not np.issubdtype(image.dtype, np.number) or np.issubdtype(image.dtype, np.complexfloating):
         raise ImageInputError(f"image has dtype {image.dtype}; expected real numbers")
     if np.issubdtype(image.dtype, np.floating) and not np.all(np.isfinite(image)):
@@ -168,12 +166,14 @@ class PredictionResult:
     """Predicted labels plus how they were made.
 
     ``n_tiles`` is None for predictions read from a folder; ``path`` is the file they were
-    read from, if any (used in messages).
+    read from, if any (used in messages). ``cached`` is True when the labels came from
+    segqc's prediction cache.
     """
 
     labels: np.ndarray
     n_tiles: tuple[int, ...] | None = None
     path: Path | None = None
+    cached: bool = False
 
 
 class PredictionsFolder:
@@ -274,8 +274,8 @@ class StarDistPredictor:
         return PredictionResult(labels=np.asarray(labels), n_tiles=n_tiles)
 
     def describe(self) -> dict[str, Any]:
-        """Model, weights, thresholds and device."""
-        return {
+        """Model, weights, thresholds and device (and a 3D model's anisotropy)."""
+        described = {
             "kind": f"StarDist{self.folder.n_dim}D model",
             "path": str(self.folder.path),
             "weights": str(self.folder.weights),
@@ -284,6 +284,10 @@ class StarDistPredictor:
             "thresholds_source": self.parameters.source,
             "device": self.device_name,
         }
+        if self.folder.n_dim == 3:
+            # StarDist3D builds its rays from this; segqc loads the config as saved.
+            described["anisotropy"] = self.folder.config.get("anisotropy")
+        return described
 
 
 def select_device(device: Device) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from segqc.loss_session import LossCurveRun
 from segqc.outputs import OutputError, atomic_write_text, metrics_csv_text, write_json
 from segqc.session import QcRun, iter_verdicts
 
@@ -50,6 +51,9 @@ class QcSessionPlugin:
         self.test_counts: dict[str, int] = {}
         self.written: list[Path] = []
         self.write_errors: list[str] = []
+        self.summary: dict[str, Any] | None = None  # summary.json's content, for the report
+        #: Loss-curve checks, set by the plugin (``--model``/``--training-log`` history).
+        self.loss_curve: LossCurveRun | None = None
 
     @property
     def is_worker(self) -> bool:
@@ -96,9 +100,13 @@ class QcSessionPlugin:
             qc_folders=self.folders,
             ignored_files=[str(p) for p in self.ignored],
             test_counts=self.test_counts,
+            loss_curve=self.loss_curve.summary() if self.loss_curve else None,
         )
-        for sections in self.config.hook.pytest_segqc_summary_sections(config=self.config):
-            summary.update(sections or {})
+        self.summary = summary
+        if self.loss_curve and self.loss_curve.figure_path:
+            self.written.append(self.loss_curve.figure_path)
+        if self.loss_curve and self.loss_curve.figure_error:
+            self.write_errors.append(self.loss_curve.figure_error)
         rows = [(o.pair.name, o.scores.values()) for o in run.outcomes if o.scores is not None]
         for path, write in (
             (
@@ -121,7 +129,11 @@ class QcSessionPlugin:
             return
         dataset = run.dataset()
         errors = [o for o in run.outcomes if o.error]
-        broken = [v for v in iter_verdicts(run, dataset) if v.outcome != "pass"]
+        from segqc.accuracy import accuracy_vs_iou  # cached: computed for summary.json
+
+        curve = accuracy_vs_iou(run)
+        verdicts = [*iter_verdicts(run, dataset), *(curve.verdicts if curve else ())]
+        broken = [v for v in verdicts if v.outcome != "pass"]
         terminalreporter.section("segqc")
         terminalreporter.write_line(
             f"{len(run.outcomes) - len(errors)} of {len(run.pairs)} QC images evaluated; "
@@ -138,6 +150,15 @@ class QcSessionPlugin:
             terminalreporter.write_line(
                 f"{verdict.outcome.upper()} {verdict.message()}", red=fail, yellow=not fail
             )
+        if self.loss_curve is not None:
+            for loss_verdict in self.loss_curve.verdicts.values():
+                if loss_verdict.outcome in ("fail", "warn"):
+                    fail = loss_verdict.outcome == "fail"
+                    terminalreporter.write_line(
+                        f"{loss_verdict.outcome.upper()} loss_curve::{loss_verdict.message}",
+                        red=fail,
+                        yellow=not fail,
+                    )
         for message in self.write_errors:
             terminalreporter.write_line(f"ERROR {message}", red=True)
         for path in self.written:

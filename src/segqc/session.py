@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from segqc.axes import read_source_image
 from segqc.images import ImageReadError, read_tiff
 from segqc.judge import Verdict, judge
 from segqc.metrics.matching import LabelImageError, check_label_image
@@ -32,7 +34,8 @@ class ImageOutcome:
     """What happened to one QC image.
 
     ``scores`` is None when the image could not be evaluated; ``error`` then says why,
-    in one line starting with the file at fault.
+    in one line starting with the file at fault. ``cached`` is True when the prediction
+    came from the prediction cache (:mod:`segqc.cache`).
     """
 
     pair: QcPair
@@ -43,6 +46,7 @@ class ImageOutcome:
     seconds: float = 0.0
     verdicts: list[Verdict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    cached: bool = False
     objects: ObjectMatches | None = None  # per-object matches, for the size-bin subgroups
 
 
@@ -89,6 +93,8 @@ class QcRun:
         self.output_dir = output_dir
         self.model_folder = model_folder
         self._outcomes: dict[str, ImageOutcome] = {}
+        #: Extra top-level summary.json sections, built at the end of the session.
+        self.summary_sections: dict[str, Callable[[], Any]] = {}
 
     @property
     def iou_threshold(self) -> float:
@@ -114,6 +120,10 @@ class QcRun:
         if pair.name not in self._outcomes:
             self._outcomes[pair.name] = self._evaluate(pair)
         return self._outcomes[pair.name]
+
+    def record(self, outcome: ImageOutcome) -> None:
+        """Keep an outcome evaluated elsewhere (an xdist worker); the first one wins."""
+        self._outcomes.setdefault(outcome.pair.name, outcome)
 
     def evaluate_all(
         self, *, on_image: Callable[[ImageOutcome, int, int], None] | None = None
@@ -178,7 +188,10 @@ class QcRun:
         if self.predictor.needs_source_image:
             if pair.source is None:
                 raise ImageReadError(f"{pair.name}: no source image to predict from")
-            image = read_tiff(pair.source)
+            # Channel axis last, checked against the model (segqc.axes).
+            image = read_source_image(
+                pair.source, spatial_shape=target.shape, model=self.model_folder
+            )
         if image is not None:
             spatial = image.shape[: target.ndim]
             if spatial != target.shape or image.ndim not in (target.ndim, target.ndim + 1):
@@ -204,6 +217,7 @@ class QcRun:
                 f"{target.shape} differ"
             )
         outcome.n_tiles = result.n_tiles
+        outcome.cached = result.cached
         if self.predictor.needs_source_image:
             outcome.prediction_file = write_label_image(
                 self.output_dir / "predictions" / f"{pair.stem}.tif", predicted

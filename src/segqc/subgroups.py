@@ -117,8 +117,8 @@ def size_bin_values(
                 "tp": float(t),
                 "fn": float(n - t),
                 "recall": t / n if n else math.nan,
-                "mean_true_score": iou_sum[i] / n if n else math.nan,
-                "mean_matched_score": iou_sum[i] / t if t else math.nan,
+                "mean_true_score": float(iou_sum[i]) / n if n else math.nan,
+                "mean_matched_score": float(iou_sum[i]) / t if t else math.nan,
             }
         )
     return rows

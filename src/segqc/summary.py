@@ -13,9 +13,12 @@ Schema (``schema_version`` 1) — documented in the README, section "Outputs":
   n_tiles, seconds)
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
 * ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
+* ``accuracy_vs_iou``: the pooled QC set matched at IoU 0.1 … 0.9 (see segqc.accuracy)
 * ``tests``: pytest outcome counts
-* ``robustness``, ``leakage``, ``subgroups``: added through the
-  ``pytest_segqc_summary_sections`` hook by :mod:`segqc.generalisation`
+* sections added by other stages (``run.summary_sections``): ``statistics``, ``regression``,
+  ``robustness``, ``leakage``, ``subgroups`` (:mod:`segqc.generalisation`)
+* ``loss_curve``: the training history checked (source, format, epochs), every check's
+  verdict, message and key numbers, and the figure (see :mod:`segqc.loss_session`)
 """
 
 from __future__ import annotations
@@ -75,8 +78,12 @@ def build_summary(
     qc_folders: dict[str, str],
     ignored_files: list[str],
     test_counts: dict[str, int],
+    loss_curve: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Assemble the summary.json document of a run (see the module docstring)."""
+    from segqc.accuracy import accuracy_vs_iou
+
+    accuracy = accuracy_vs_iou(run)
     predictor = run.predictor.describe()
     if run.model_folder is not None:
         predictor["weights_sha256"] = sha256_of(run.model_folder.weights)
@@ -112,6 +119,7 @@ def build_summary(
                 "metrics": o.scores.values() if o.scores else None,
                 "prediction_file": str(o.prediction_file) if o.prediction_file else None,
                 "n_tiles": list(o.n_tiles) if o.n_tiles else None,
+                "cached": o.cached,
                 "seconds": round(o.seconds, 3),
                 "notes": o.notes,
             }
@@ -122,9 +130,13 @@ def build_summary(
             "pooled": dataset.pooled.values() if dataset.pooled else None,
             "image_mean": dataset.mean,
         },
-        "limits": [v.as_dict() for v in iter_verdicts(run, dataset)],
+        "limits": [v.as_dict() for v in iter_verdicts(run, dataset)]
+        + ([v.as_dict() for v in accuracy.verdicts] if accuracy else []),
+        "accuracy_vs_iou": accuracy.as_dict() if accuracy else None,
         "tests": test_counts,
+        "loss_curve": loss_curve,
         "versions": package_versions(),
+        **{key: build() for key, build in run.summary_sections.items()},
     }
 
 

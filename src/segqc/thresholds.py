@@ -20,9 +20,19 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
+from segqc.loss_settings import LossCurveSettings
 from segqc.metrics.catalogue import METRICS, metric_spec
+from segqc.regression_settings import RegressionSettings, StatisticsSettings
 
 __all__ = [
     "LIMIT_SCOPES",
@@ -58,8 +68,13 @@ class Limit(_Strict):
 
     @model_validator(mode="after")
     def _bounds_make_sense(self) -> Limit:
-        if self.min is None and self.max is None:
-            raise ValueError("a limit needs 'min' and/or 'max'")
+        if self.min is None and self.max is None and getattr(self, "min_ci_low", None) is None:
+            gates = (
+                "'min', 'max' and/or 'min_ci_low'"
+                if hasattr(self, "min_ci_low")
+                else "'min' and/or 'max'"
+            )
+            raise ValueError(f"a limit needs {gates}")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
         return self
@@ -75,6 +90,12 @@ class _CountLimit(Limit):
     max: float | None = Field(default=None, ge=0.0)
 
 
+class _AggregateRatioLimit(_RatioLimit):
+    """Aggregate limits may also gate on the bootstrap interval's lower bound."""
+
+    min_ci_low: float | None = Field(default=None, ge=0.0, le=1.0)
+
+
 # One optional field per metric, typed by the metric's kind, so that ranges are checked by
 # pydantic and an unknown metric is an "extra" key we can suggest a correction for.
 _MetricLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
@@ -82,6 +103,14 @@ _MetricLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
     __base__=_Strict,
     **{
         spec.key: ((_RatioLimit if spec.kind == "ratio" else _CountLimit) | None, None)
+        for spec in METRICS
+    },
+)
+_AggregateLimits: type[_Strict] = create_model(  # type: ignore[call-overload]
+    "AggregateLimits",
+    __base__=_Strict,
+    **{
+        spec.key: ((_AggregateRatioLimit if spec.kind == "ratio" else _CountLimit) | None, None)
         for spec in METRICS
     },
 )
@@ -288,16 +317,39 @@ class Thresholds(_Strict):
     matching: MatchingSettings = MatchingSettings()
     prediction: PredictionSettings = PredictionSettings()
     per_image: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
-    aggregate: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
+    aggregate: _AggregateLimits = _AggregateLimits()  # type: ignore[valid-type]
     image_mean: _MetricLimits = _MetricLimits()  # type: ignore[valid-type]
     robustness: RobustnessSettings | None = None
     leakage: LeakageSettings = LeakageSettings()
     subgroups: SubgroupSettings = SubgroupSettings()
+    # Pooled limits at other IoU thresholds: {0.7: {f1: {min: 0.6}}} (see segqc.accuracy).
+    aggregate_at: dict[Annotated[float, Field(gt=0.0, le=1.0)], _MetricLimits] = {}  # type: ignore[valid-type]
+    regression: RegressionSettings = RegressionSettings()
+    statistics: StatisticsSettings = StatisticsSettings()
+    loss_curve: LossCurveSettings = LossCurveSettings()
+
+    @field_validator("aggregate_at")
+    @classmethod
+    def _no_pixel_iou_at(cls, value: dict[float, Any]) -> dict[float, Any]:
+        for threshold, section in value.items():
+            if section.pixel_iou is not None:
+                raise ValueError(
+                    f"{threshold}.pixel_iou: pixel_iou does not depend on the IoU threshold; "
+                    "limit it under 'aggregate'"
+                )
+        return value
 
     def limits(self, scope: str) -> dict[str, Limit]:
-        """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key."""
+        """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key.
+
+        Limits with only ``min_ci_low`` are left out: :mod:`segqc.stat_gates` judges those.
+        """
         section = getattr(self, scope)
-        return {key: limit for key, limit in section if limit is not None}
+        return {
+            key: limit
+            for key, limit in section
+            if limit is not None and (limit.min is not None or limit.max is not None)
+        }
 
 
 @dataclass(frozen=True)
@@ -385,13 +437,13 @@ def _describe_errors(name: str, exc: ValidationError) -> Iterator[str]:
 def _unknown_key_message(loc: tuple[str, ...]) -> str:
     model: type[BaseModel] = Thresholds
     for part in loc[:-1]:
-        if part not in model.model_fields:  # a key of a mapping such as by_bin.small
-            continue
+        if part not in model.model_fields:
+            continue  # a key of a mapping section (an IoU threshold of aggregate_at)
         annotation = model.model_fields[part].annotation
         model = _model_in(annotation)
     valid = list(model.model_fields)
     what = {1: "unknown section", 2: "unknown metric" if loc[0] in LIMIT_SCOPES else "unknown key"}
-    kind = what.get(len(loc), "unknown key")
+    kind = "unknown metric" if loc[0] == "aggregate_at" else what.get(len(loc), "unknown key")
     close = closest_key(loc[-1], valid)
     hint = f"did you mean '{close}'?" if close else f"valid keys: {', '.join(valid)}"
     return f"{kind}; {hint}"

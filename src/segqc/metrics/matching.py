@@ -21,10 +21,15 @@ from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "LabelImageError",
+    "LabelOverlaps",
+    "MatchedPairs",
     "MatchingStats",
     "check_label_image",
+    "label_overlaps",
     "match_labels",
     "match_labels_at",
+    "match_overlaps_at",
+    "matched_pairs",
     "pool_matching",
 ]
 
@@ -80,14 +85,22 @@ class MatchingStats:
 
 
 @dataclass(frozen=True)
-class _Overlaps:
-    """Every (true, pred) pair of sequential labels that share at least one pixel."""
+class LabelOverlaps:
+    """Every (true, pred) pair of objects that share at least one pixel, with pixel counts.
+
+    Objects are numbered 1..n in the order of their label values (0 is background).
+    Only overlapping pairs are listed (sparse), sorted by true, then predicted object.
+    Other metrics (:mod:`segqc.metrics.community`) reuse these counts.
+    """
 
     n_true: int
     n_pred: int
     true_index: np.ndarray  # int64, 1..n_true, sorted (pairs sorted by true, then pred)
     pred_index: np.ndarray  # int64, 1..n_pred
     scores: np.ndarray  # float32 IoU, computed exactly as stardist does
+    intersections: np.ndarray  # uint64 pixel count of each pair's intersection
+    area_true: np.ndarray  # uint64, index 0..n_true (0: background)
+    area_pred: np.ndarray  # uint64, index 0..n_pred (0: background)
 
 
 def check_label_image(labels: np.ndarray, *, role: str) -> np.ndarray:
@@ -229,12 +242,28 @@ def match_labels_at(
        Polygons", MICCAI 2018; ``stardist.matching``.
     .. [2] Kirillov et al., "Panoptic Segmentation", CVPR 2019.
     """
-    thresholds = tuple(iou_thresholds)
-    if not thresholds:
-        raise ValueError("iou_thresholds must hold at least one threshold, got none")
-    for thr in thresholds:
-        if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
-            raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
+    _check_thresholds(iou_thresholds)
+    return match_overlaps_at(label_overlaps(y_true, y_pred), iou_thresholds=iou_thresholds)
+
+
+def label_overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
+    """Count the pixels shared by every overlapping pair of objects (sparse).
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        Ground-truth and predicted label images of the same shape (see
+        :func:`match_labels_at`).
+
+    Returns
+    -------
+    LabelOverlaps
+
+    Raises
+    ------
+    LabelImageError
+        Shape mismatch, non-integer dtype or negative labels.
+    """
     y_true = check_label_image(y_true, role="ground truth")
     y_pred = check_label_image(y_pred, role="prediction")
     if y_true.shape != y_pred.shape:
@@ -242,10 +271,105 @@ def match_labels_at(
             f"ground truth has shape {y_true.shape} but prediction has shape "
             f"{y_pred.shape}; they must be the same"
         )
+    return _overlaps(y_true, y_pred)
 
-    overlaps = _overlaps(y_true, y_pred)
+
+def match_overlaps_at(
+    overlaps: LabelOverlaps, *, iou_thresholds: Sequence[float]
+) -> tuple[MatchingStats, ...]:
+    """:func:`match_labels_at` on overlaps already counted by :func:`label_overlaps`.
+
+    Parameters
+    ----------
+    overlaps : LabelOverlaps
+    iou_thresholds : sequence of float
+        One or more thresholds in (0, 1].
+
+    Returns
+    -------
+    tuple of MatchingStats
+        One per threshold, in the given order.
+    """
+    thresholds = _check_thresholds(iou_thresholds)
     components: list[np.ndarray] = []  # computed once, only if a threshold needs them
     return tuple(_match_at(overlaps, float(thr), components) for thr in thresholds)
+
+
+@dataclass(frozen=True)
+class MatchedPairs:
+    """The one-to-one matched object pairs of an image at one IoU threshold.
+
+    Attributes
+    ----------
+    iou_threshold : float
+        The threshold the pairs were matched at (every ``iou >= iou_threshold``).
+    true_labels, pred_labels : numpy.ndarray
+        Label values (as in the input images) of the matched ground-truth and predicted
+        objects, pair by pair, ordered by ground-truth label.
+    ious : numpy.ndarray
+        float32 IoU of each pair.
+    """
+
+    iou_threshold: float
+    true_labels: np.ndarray
+    pred_labels: np.ndarray
+    ious: np.ndarray
+
+
+def matched_pairs(
+    y_true: np.ndarray, y_pred: np.ndarray, *, iou_threshold: float = 0.5
+) -> MatchedPairs:
+    """Which objects :func:`match_labels` matches, and with what IoU.
+
+    For drawing error maps: the pairs are those counted as true positives by
+    :func:`match_labels` with the same arguments (so ``len(ious) == tp`` and
+    ``ious.sum()`` is its ``sum_matched_score`` up to float32 rounding); unmatched
+    ground-truth labels are the false negatives, unmatched predicted labels the false
+    positives.
+
+    Parameters
+    ----------
+    y_true, y_pred : numpy.ndarray
+        Ground-truth and predicted label images of the same shape.
+    iou_threshold : float, optional
+        In (0, 1]. Default 0.5.
+
+    Returns
+    -------
+    MatchedPairs
+
+    Raises
+    ------
+    LabelImageError
+        Shape mismatch, non-integer dtype or negative labels.
+    ValueError
+        Threshold outside (0, 1].
+    """
+    thr = float(_check_thresholds((iou_threshold,))[0])
+    overlaps = label_overlaps(y_true, y_pred)
+    if min(overlaps.n_true, overlaps.n_pred) == 0:
+        empty = np.zeros(0, np.int64)
+        return MatchedPairs(thr, empty, empty.copy(), np.zeros(0, np.float32))
+    true_index, pred_index, scores = _matched_at(overlaps, thr, [])
+    # _sequential numbers labels 1..n in increasing label value, so index k is value k-1.
+    true_values = _label_values(y_true)
+    pred_values = _label_values(y_pred)
+    return MatchedPairs(thr, true_values[true_index - 1], pred_values[pred_index - 1], scores)
+
+
+def _label_values(labels: np.ndarray) -> np.ndarray:
+    values = np.unique(labels)
+    return values[values != 0]
+
+
+def _check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
+    thresholds = tuple(iou_thresholds)
+    if not thresholds:
+        raise ValueError("iou_thresholds must hold at least one threshold, got none")
+    for thr in thresholds:
+        if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
+            raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
+    return thresholds
 
 
 def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
@@ -322,7 +446,7 @@ def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int]:
     return inverse + 1, len(values)
 
 
-def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> _Overlaps:
+def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
     true_seq, n_true = _sequential(y_true)
     pred_seq, n_pred = _sequential(y_pred)
     # stardist sums its uint64 overlap matrix; these are the same uint64 areas.
@@ -346,25 +470,19 @@ def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> _Overlaps:
     union = area_true[true_index] + area_pred[pred_index] - inter
     scores = np.zeros(len(inter), np.float32)
     np.divide(inter, union, out=scores, where=np.abs(union) > 1e-10)
-    return _Overlaps(n_true, n_pred, true_index, pred_index, scores)
+    return LabelOverlaps(
+        n_true, n_pred, true_index, pred_index, scores, inter, area_true, area_pred
+    )
 
 
-def _match_at(overlaps: _Overlaps, thr: float, components: list[np.ndarray]) -> MatchingStats:
+def _match_at(overlaps: LabelOverlaps, thr: float, components: list[np.ndarray]) -> MatchingStats:
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     if n_matched == 0:
         return _stats(
             thr, tp=0, fp=n_pred, fn=n_true, n_true=n_true, n_pred=n_pred, sum_matched_score=0.0
         )
-    # float32 scores against a Python float compare in float32, as in stardist.
-    ok = overlaps.scores >= thr
-    ok_true, ok_pred = overlaps.true_index[ok], overlaps.pred_index[ok]
-    true_clash = _repeated(ok_true, n_true)
-    pred_clash = _repeated(ok_pred, n_pred)
-    if not (true_clash.any() or pred_clash.any()):
-        matched = overlaps.scores[ok]  # already ordered by true label
-    else:
-        matched = _solve_conflicts(overlaps, thr, ok, true_clash, pred_clash, components)
+    matched = _matched_at(overlaps, thr, components)[2]
     tp = len(matched)
     # np.sum of a contiguous float32 array in true-label order, as stardist sums it.
     sum_matched = np.sum(np.ascontiguousarray(matched, dtype=np.float32))
@@ -379,20 +497,34 @@ def _match_at(overlaps: _Overlaps, thr: float, components: list[np.ndarray]) -> 
     )
 
 
+def _matched_at(
+    overlaps: LabelOverlaps, thr: float, components: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sequential true and predicted indices and IoUs of the matched pairs, by true label."""
+    # float32 scores against a Python float compare in float32, as in stardist.
+    ok = overlaps.scores >= thr
+    ok_true, ok_pred = overlaps.true_index[ok], overlaps.pred_index[ok]
+    true_clash = _repeated(ok_true, overlaps.n_true)
+    pred_clash = _repeated(ok_pred, overlaps.n_pred)
+    if not (true_clash.any() or pred_clash.any()):
+        return ok_true, ok_pred, overlaps.scores[ok]  # already ordered by true label
+    return _solve_conflicts(overlaps, thr, ok, true_clash, pred_clash, components)
+
+
 def _repeated(index: np.ndarray, n: int) -> np.ndarray:
     """Boolean mask over labels 0..n: labels occurring more than once in ``index``."""
     return np.bincount(index, minlength=n + 1) > 1
 
 
 def _solve_conflicts(
-    overlaps: _Overlaps,
+    overlaps: LabelOverlaps,
     thr: float,
     ok: np.ndarray,
     true_clash: np.ndarray,
     pred_clash: np.ndarray,
     components: list[np.ndarray],
-) -> np.ndarray:
-    """Matched scores (ordered by true label) when some pairs >= thr share an object."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Matched pairs (ordered by true label) when some pairs >= thr share an object."""
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     true_index, pred_index, scores = overlaps.true_index, overlaps.pred_index, overlaps.scores
@@ -415,6 +547,7 @@ def _solve_conflicts(
     # Outside the clashing components the pairs >= thr are forced, as in _match_at.
     keep = ok & ~in_clash
     matched_true = [true_index[keep]]
+    matched_pred = [pred_index[keep]]
     matched_scores = [scores[keep]]
 
     solve = np.flatnonzero(in_clash)
@@ -430,11 +563,16 @@ def _solve_conflicts(
         r, c = linear_sum_assignment(costs)
         good = block[r, c] >= thr
         matched_true.append(rows[r[good]])
+        matched_pred.append(cols[c[good]])
         matched_scores.append(block[r, c][good])
 
     all_true = np.concatenate(matched_true)
     order = np.argsort(all_true, kind="stable")
-    return np.concatenate(matched_scores)[order]
+    return (
+        all_true[order],
+        np.concatenate(matched_pred)[order],
+        np.concatenate(matched_scores)[order],
+    )
 
 
 def _stats(

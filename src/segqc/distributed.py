@@ -1,0 +1,236 @@
+"""Run the QC suite under pytest-xdist: each image evaluated once, every outcome reported.
+
+Under ``-n N`` each worker is a separate pytest process with its own
+:class:`~segqc.session.QcRun`, and the controller, which writes metrics.csv and
+summary.json, runs no test. So:
+
+* a worker evaluates an image only when one of its tests needs it (:class:`LazyOutcomes`);
+* a worker writes every outcome it evaluates to a *spool* folder the controller shares
+  with all workers, and reads it there before evaluating, so aggregate tests reuse what
+  other workers already did and compute only what is missing (:class:`SharedEvaluator`);
+* each outcome a worker evaluated travels to the controller on the report of the test
+  that evaluated it (``report.segqc_outcomes``, plain dicts: xdist serialises report
+  attributes), and the controller's run records it (:class:`XdistBridge`).
+
+Without xdist none of this runs: the bridge is inert and the session fixture evaluates
+every image up front, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import shutil
+import tempfile
+from collections.abc import Generator, Iterator, Mapping
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segqc.judge import Verdict
+from segqc.metrics.object_matches import ObjectMatches
+from segqc.metrics.scores import QcScores
+from segqc.outputs import OutputError, atomic_write_text
+from segqc.pairing import QcPair
+from segqc.session import ImageOutcome, QcRun
+
+__all__ = [
+    "LazyOutcomes",
+    "SharedEvaluator",
+    "XdistBridge",
+    "is_xdist_worker",
+    "outcome_from_dict",
+    "outcome_to_dict",
+]
+
+_SPOOL_KEY = "segqc_spool"
+REPORT_ATTRIBUTE = "segqc_outcomes"
+
+
+def is_xdist_worker(config: pytest.Config) -> bool:
+    """True in a pytest-xdist worker process."""
+    return hasattr(config, "workerinput")
+
+
+def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
+    """An :class:`ImageOutcome` as plain JSON-able data (see :func:`outcome_from_dict`)."""
+    pair = outcome.pair
+    scores = outcome.scores
+    return {
+        "pair": {
+            "name": pair.name,
+            "source": str(pair.source) if pair.source else None,
+            "target": str(pair.target),
+        },
+        "scores": None if scores is None else scores.to_dict(),
+        "error": outcome.error,
+        "prediction_file": str(outcome.prediction_file) if outcome.prediction_file else None,
+        "n_tiles": list(outcome.n_tiles) if outcome.n_tiles is not None else None,
+        "seconds": outcome.seconds,
+        "verdicts": [asdict(v) for v in outcome.verdicts],
+        "cached": outcome.cached,
+        "objects": None if outcome.objects is None else outcome.objects.to_dict(),
+    }
+
+
+def outcome_from_dict(
+    data: Mapping[str, Any], *, pairs: Mapping[str, QcPair] | None = None
+) -> ImageOutcome:
+    """Rebuild an :class:`ImageOutcome`; ``pairs`` supplies the receiver's own QcPair."""
+    raw_pair = data["pair"]
+    pair = (pairs or {}).get(raw_pair["name"]) or QcPair(
+        raw_pair["name"],
+        Path(raw_pair["source"]) if raw_pair["source"] else None,
+        Path(raw_pair["target"]),
+    )
+    scores = None if data["scores"] is None else QcScores.from_dict(data["scores"])
+    return ImageOutcome(
+        pair=pair,
+        scores=scores,
+        error=data["error"],
+        prediction_file=Path(data["prediction_file"]) if data["prediction_file"] else None,
+        n_tiles=tuple(data["n_tiles"]) if data["n_tiles"] is not None else None,
+        seconds=float(data["seconds"]),
+        verdicts=[Verdict(**v) for v in data["verdicts"]],
+        cached=bool(data["cached"]),
+        objects=ObjectMatches.from_dict(data["objects"]) if data.get("objects") else None,
+    )
+
+
+class SharedEvaluator:
+    """Evaluate images of a worker's run, sharing results through a spool folder.
+
+    Parameters
+    ----------
+    run : QcRun
+        The worker's run; outcomes are recorded into it.
+    spool : Path or None
+        Folder shared by all workers of the session (None: no sharing).
+    """
+
+    def __init__(self, run: QcRun, spool: Path | None) -> None:
+        self.run = run
+        self.spool = spool
+        self.unsent: list[ImageOutcome] = []
+        self._pairs = {p.name: p for p in run.pairs}
+
+    def _spool_file(self, name: str) -> Path | None:
+        if self.spool is None:
+            return None
+        return self.spool / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
+
+    def evaluate(self, pair: QcPair) -> ImageOutcome:
+        """The outcome of ``pair``: already here, in the spool, or evaluated now."""
+        known = {o.pair.name: o for o in self.run.outcomes}
+        if pair.name in known:
+            return known[pair.name]
+        spooled = self._from_spool(pair)
+        if spooled is not None:
+            self.run.record(spooled)
+            return spooled
+        outcome = self.run.evaluate(pair)
+        self.unsent.append(outcome)
+        path = self._spool_file(pair.name)
+        if path is not None:
+            # sharing only saves work; the outcome still reaches the controller
+            with contextlib.suppress(OutputError):
+                atomic_write_text(path, json.dumps(outcome_to_dict(outcome)))
+        return outcome
+
+    def evaluate_all(self) -> None:
+        """Make sure every pair has an outcome (aggregate tests need them all)."""
+        for pair in self.run.pending():
+            self.evaluate(pair)
+
+    def _from_spool(self, pair: QcPair) -> ImageOutcome | None:
+        path = self._spool_file(pair.name)
+        if path is None or not path.is_file():
+            return None
+        try:
+            return outcome_from_dict(json.loads(path.read_text("utf-8")), pairs=self._pairs)
+        except (OSError, ValueError, KeyError, TypeError):
+            return None  # half-visible or damaged: evaluate again
+
+    def take_unsent(self) -> list[dict[str, Any]]:
+        """Outcomes evaluated here and not yet attached to a report, as dicts."""
+        sent = [outcome_to_dict(o) for o in self.unsent]
+        self.unsent.clear()
+        return sent
+
+
+class LazyOutcomes(Mapping[str, ImageOutcome]):
+    """``qc_outcomes`` on an xdist worker: an image is evaluated when first looked up."""
+
+    def __init__(self, evaluator: SharedEvaluator) -> None:
+        self.evaluator = evaluator
+        self._pairs = {p.name: p for p in evaluator.run.pairs}
+
+    def __getitem__(self, name: str) -> ImageOutcome:
+        return self.evaluator.evaluate(self._pairs[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._pairs)
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    def evaluate_all(self) -> None:
+        """Evaluate (or fetch from the spool) every image."""
+        self.evaluator.evaluate_all()
+
+
+class XdistBridge:
+    """Hooks that carry worker outcomes to the controller's :class:`QcRun`.
+
+    Registered for every configured QC run; without xdist it does nothing.
+    """
+
+    def __init__(self, config: pytest.Config, run: QcRun, output_dir: Path) -> None:
+        self.config = config
+        self.run = run
+        self.output_dir = output_dir
+        self.spool: Path | None = None
+        workerinput = getattr(config, "workerinput", None)
+        self.evaluator: SharedEvaluator | None = None
+        if workerinput is not None:
+            spool = workerinput.get(_SPOOL_KEY)
+            self.evaluator = SharedEvaluator(run, Path(spool) if spool else None)
+        self._pairs = {p.name: p for p in run.pairs}
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_configure_node(self, node: Any) -> None:
+        """Controller: give each worker the spool folder of this session."""
+        if self.spool is None:
+            try:
+                self.output_dir.mkdir(parents=True, exist_ok=True)
+                self.spool = Path(tempfile.mkdtemp(prefix=".segqc-spool-", dir=self.output_dir))
+            except OSError:
+                return  # workers then evaluate without sharing
+        node.workerinput[_SPOOL_KEY] = str(self.spool)
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        """Worker: attach the outcomes evaluated during this test phase to its report."""
+        report = yield
+        if self.evaluator is not None and self.evaluator.unsent:
+            setattr(report, REPORT_ATTRIBUTE, self.evaluator.take_unsent())
+        return report
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Controller: record the outcomes a worker's report carries."""
+        if self.evaluator is not None:
+            return
+        for data in getattr(report, REPORT_ATTRIBUTE, None) or ():
+            self.run.record(outcome_from_dict(data, pairs=self._pairs))
+
+    def pytest_sessionfinish(self) -> None:
+        """Controller: remove the spool folder."""
+        if self.spool is not None:
+            shutil.rmtree(self.spool, ignore_errors=True)
+            self.spool = None

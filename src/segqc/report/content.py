@@ -1,0 +1,251 @@
+"""What the QC report shows, as plain data for the templates.
+
+Everything here is read from the ``summary.json`` document (:func:`segqc.summary.
+build_summary`), so the page and the JSON cannot disagree; only the pictures are drawn
+from the files on disk (:mod:`segqc.report.visuals`, :mod:`segqc.report.figures`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from segqc.accuracy import CURVE_METRICS
+from segqc.metrics.catalogue import METRICS, metric_spec
+
+__all__ = [
+    "Cell",
+    "HeaderRow",
+    "MetricsRow",
+    "accuracy_rows",
+    "header_rows",
+    "image_statuses",
+    "metrics_rows",
+    "verdict_counts",
+]
+
+_RANK = {"pass": 0, "warn": 1, "fail": 2}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One metric value, with the limits that apply to it.
+
+    ``outcome`` is ``pass``/``warn``/``fail`` when a limit applies (the worst of them),
+    None otherwise; ``limit`` is the broken bound shown beside the value (``min 0.7``)
+    and ``title`` explains it on hover.
+    """
+
+    metric: str
+    text: str
+    outcome: str | None = None
+    limit: str | None = None
+    title: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricsRow:
+    """A row of the quality-metrics table: an image, the pooled set or the image mean."""
+
+    subject: str
+    kind: str  # "image", "pooled" or "image mean"
+    status: str  # "pass", "warn", "fail" or "error"
+    cells: tuple[Cell, ...] = ()
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class HeaderRow:
+    """A row of the header table; ``field`` names it for tests and scripts."""
+
+    field: str
+    label: str
+    value: str
+    code: bool = False
+    extra: str | None = None
+
+
+@dataclass
+class _Verdicts:
+    by_cell: dict[tuple[str, str, str], list[Mapping[str, Any]]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, limits: Iterable[Mapping[str, Any]]) -> _Verdicts:
+        found = cls()
+        for verdict in limits:
+            cell = (verdict["scope"], verdict["subject"], verdict["metric"])
+            found.by_cell.setdefault(cell, []).append(verdict)
+        return found
+
+
+def _fmt(value: Any, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if kind == "count":
+        return str(int(value))
+    return f"{float(value):.3f}"
+
+
+def _bound_text(verdict: Mapping[str, Any]) -> str:
+    parts = []
+    if verdict.get("min") is not None:
+        parts.append(f"min {verdict['min']:g}")
+    if verdict.get("max") is not None:
+        parts.append(f"max {verdict['max']:g}")
+    return ", ".join(parts)
+
+
+def _cell(metric: str, value: Any, verdicts: list[Mapping[str, Any]]) -> Cell:
+    text = _fmt(value, metric_spec(metric).kind)
+    if not verdicts:
+        return Cell(metric, text)
+    worst = max(verdicts, key=lambda v: _RANK[v["outcome"]])
+    titles = [
+        f"{v['outcome'].upper()}: {metric} = {text}, limit {_bound_text(v)} "
+        f"({'level warn, ' if v['level'] == 'warn' else ''}thresholds.yaml {v['key']})"
+        for v in verdicts
+    ]
+    limit = _bound_text(worst) if worst["outcome"] != "pass" else None
+    return Cell(metric, text, worst["outcome"], limit, "\n".join(titles))
+
+
+def _status(cells: Iterable[Cell]) -> str:
+    outcomes = [c.outcome for c in cells if c.outcome]
+    return max(outcomes, key=lambda o: _RANK[o]) if outcomes else "pass"
+
+
+def _row(
+    subject: str, kind: str, scope: str, values: Mapping[str, Any], found: _Verdicts
+) -> MetricsRow:
+    cells = tuple(
+        _cell(spec.key, values.get(spec.key), found.by_cell.get((scope, subject, spec.key), []))
+        for spec in METRICS
+    )
+    return MetricsRow(subject, kind, _status(cells), cells)
+
+
+def metrics_rows(summary: Mapping[str, Any]) -> list[MetricsRow]:
+    """One row per image (in QC order), then the pooled and the image-mean rows."""
+    found = _Verdicts.of(summary["limits"])
+    rows = []
+    for image in summary["images"]:
+        if image["metrics"] is None:
+            rows.append(MetricsRow(image["name"], "image", "error", error=image["error"]))
+        else:
+            rows.append(_row(image["name"], "image", "per_image", image["metrics"], found))
+    aggregate = summary["aggregate"]
+    if aggregate["pooled"] is not None:
+        rows.append(_row("pooled", "pooled", "aggregate", aggregate["pooled"], found))
+    if aggregate["image_mean"] is not None:
+        rows.append(_row("image mean", "image mean", "image_mean", aggregate["image_mean"], found))
+    return rows
+
+
+def image_statuses(rows: Iterable[MetricsRow]) -> dict[str, str]:
+    """``pass``/``warn``/``fail``/``error`` by image name."""
+    return {row.subject: row.status for row in rows if row.kind == "image"}
+
+
+def verdict_counts(summary: Mapping[str, Any], statuses: Mapping[str, str]) -> dict[str, int]:
+    """Images by status and limits by outcome, for the verdict banner."""
+    counts = {f"images_{s}": 0 for s in ("pass", "warn", "fail", "error")}
+    for status in statuses.values():
+        counts[f"images_{status}"] += 1
+    for outcome in ("pass", "warn", "fail"):
+        counts[f"limits_{outcome}"] = sum(v["outcome"] == outcome for v in summary["limits"])
+    counts["images"] = summary["qc"]["n_pairs"]
+    counts["evaluated"] = sum(1 for s in statuses.values() if s != "error")
+    return counts
+
+
+def header_rows(summary: Mapping[str, Any]) -> list[HeaderRow]:
+    """What was tested, with what, and how: model, weights, settings, data, versions."""
+    predictor = summary["predictor"]
+    rows = []
+    if "weights" in predictor:
+        rows += [
+            HeaderRow("model", "Model", str(predictor.get("name", "")), extra=predictor["path"]),
+            HeaderRow("model_kind", "Model type", str(predictor.get("kind", ""))),
+            HeaderRow("weights", "Weights file", predictor["weights"], code=True),
+            HeaderRow(
+                "weights_sha256", "Weights SHA-256", str(predictor.get("weights_sha256")), code=True
+            ),
+            HeaderRow(
+                "prediction_thresholds",
+                "Prediction thresholds",
+                f"prob_thresh = {predictor['prob_thresh']:g}, "
+                f"nms_thresh = {predictor['nms_thresh']:g}",
+                extra=f"from {predictor['thresholds_source']}",
+            ),
+            HeaderRow("device", "Device", str(predictor.get("device") or "not used yet")),
+        ]
+    else:
+        rows.append(
+            HeaderRow("predictions", "Predictions folder", predictor["path"], code=True,
+                      extra="predicted by another tool; no model was run")
+        )  # fmt: skip
+    qc = summary["qc"]
+    rows.append(
+        HeaderRow(
+            "iou_threshold",
+            "Matching",
+            f"IoU ≥ {summary['matching']['iou_threshold']:g}",
+            extra="a predicted object matches a ground-truth object at this IoU or above",
+        )
+    )
+    for role in ("source", "target", "predictions"):
+        if role in qc:
+            rows.append(HeaderRow(f"qc_{role}", f"QC {role}", qc[role], code=True))
+    rows += [
+        HeaderRow("qc_pairs", "QC images", f"{qc['n_evaluated']} of {qc['n_pairs']} evaluated"),
+        HeaderRow("qc_content_sha256", "QC content SHA-256", qc["content_sha256"], code=True,
+                  extra="names and contents of every QC source and target file"),
+    ]  # fmt: skip
+    if qc["ignored_files"]:
+        rows.append(HeaderRow("qc_ignored", "Ignored files", ", ".join(qc["ignored_files"])))
+    thresholds = summary["thresholds"]
+    rows += [
+        HeaderRow(
+            "thresholds_file",
+            "Thresholds file",
+            thresholds["path"],
+            code=True,
+            extra="segqc's bundled defaults" if thresholds["bundled_default"] else None,
+        ),
+        HeaderRow("created", "Date (UTC)", summary["created"]),
+        HeaderRow(
+            "versions",
+            "Versions",
+            ", ".join(f"{name} {value}" for name, value in summary["versions"].items()),
+        ),
+    ]
+    return rows
+
+
+def accuracy_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The accuracy-vs-IoU table: one row per threshold, limits highlighted."""
+    record = summary.get("accuracy_vs_iou")
+    if not record:
+        return []
+    found = _Verdicts.of(record["limits"])
+    matching_threshold = summary["matching"]["iou_threshold"]
+    rows = []
+    for stats in record["pooled"]:
+        threshold = stats["iou_threshold"]
+        scope = f"aggregate_at.{threshold:g}"
+        subject = f"pooled at IoU {threshold:g}"
+        cells = [
+            _cell(key, stats[key], found.by_cell.get((scope, subject, key), []))
+            for key in (*CURVE_METRICS, "tp", "fp", "fn")
+        ]
+        rows.append(
+            {
+                "threshold": threshold,
+                "is_matching": math.isclose(threshold, matching_threshold),
+                "cells": cells,
+                "status": _status(cells),
+            }
+        )
+    return rows

@@ -1,0 +1,90 @@
+"""The QC report: segqc's sections inside pytest-html's report.
+
+:func:`enable_html_report` runs in segqc's ``pytest_configure``, which is ``tryfirst`` so
+that pytest-html's own ``pytest_configure`` (where it decides whether to write a report
+and where) sees ``qc-output/report.html`` as if ``--html`` had been given, in
+self-contained mode. A user's own ``--html`` wins. Only the controller registers it
+(``not hasattr(config, "workerinput")``), like pytest-html, so pytest-xdist works.
+
+The sections are rendered at the end of the session, in pytest-html's
+``pytest_html_results_summary`` hook (called from its ``pytest_sessionfinish``, after
+segqc has built ``summary.json``), so the report is written after failures, errors and
+Ctrl-C alike, showing what was evaluated.
+"""
+
+from __future__ import annotations
+
+import traceback
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from segqc.reporting import QcSessionPlugin
+
+__all__ = ["REPORT_NAME", "QcReportPlugin", "enable_html_report"]
+
+REPORT_NAME = "report.html"
+
+
+def _resource(name: str) -> Path:
+    return Path(str(resources.files("segqc") / "resources" / "report" / name))
+
+
+def enable_html_report(config: pytest.Config, session_plugin: QcSessionPlugin) -> None:
+    """Point pytest-html at ``<qc-output>/report.html`` and register the QC sections.
+
+    Does nothing on xdist workers or when pytest-html is not active (``-p no:html``).
+    """
+    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("html"):
+        return
+    if not getattr(config.option, "htmlpath", None):
+        config.option.htmlpath = str(session_plugin.output_dir / REPORT_NAME)
+        config.option.self_contained_html = True
+    # pytest-html appends --css files to its own style sheet (inlined when self-contained).
+    config.option.css = [*getattr(config.option, "css", []), str(_resource("report.css"))]
+    config.pluginmanager.register(QcReportPlugin(session_plugin), "segqc-report")
+
+
+class QcReportPlugin:
+    """pytest-html hooks adding segqc's header and sections to the report.
+
+    Parameters
+    ----------
+    session_plugin : QcSessionPlugin
+        The run and the summary.json document it built at session finish.
+    """
+
+    def __init__(self, session_plugin: QcSessionPlugin) -> None:
+        self.session_plugin = session_plugin
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_report_title(self, report: Any) -> None:
+        """Title the page after the model (or predictions folder) under test."""
+        run = self.session_plugin.run
+        tested = run.model_folder.name if run.model_folder else "predictions"
+        report.title = f"segqc QC report: {tested}"
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_summary(
+        self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
+    ) -> None:
+        """Put the QC report above pytest-html's own summary and results table."""
+        try:
+            prefix.append(self.render(int(session.exitstatus)))
+        except Exception as exc:  # a report bug must not hide the QC outcome
+            from segqc.report.render import render_failure
+
+            detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+            prefix.append(render_failure(detail, self.session_plugin.output_dir))
+
+    def pytest_unconfigure(self, config: pytest.Config) -> None:
+        """Unregister (matters for in-process pytester runs)."""
+        config.pluginmanager.unregister(self)
+
+    def render(self, exitstatus: int) -> str:
+        """The QC report sections as HTML (rendered from templates, autoescaped)."""
+        from segqc.report.render import render_report
+
+        return render_report(self.session_plugin, exitstatus=exitstatus)

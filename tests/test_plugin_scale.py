@@ -1,0 +1,292 @@
+"""The plugin at scale, as a user runs it: prediction cache, pytest-xdist, streaming.
+
+Model-mode runs use a stand-in model folder (config.json, random weights bytes) and a
+conftest that replaces ``StarDistPredictor.predict`` with a counting fake, so no
+TensorFlow is needed: the fake labels ``image > 300`` (the disks of ``make_qc``) and
+appends the image name to ``predict_calls.txt``. Expected metrics are those of
+tests/test_plugin_predictions.py (10 disks per image, ``d`` dropped: tp = 10 - d).
+"""
+
+from __future__ import annotations
+
+import csv
+import gc
+import json
+import os
+import weakref
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segqc.distributed import SharedEvaluator, outcome_from_dict, outcome_to_dict
+from segqc.pairing import QcPair
+from segqc.prediction import PredictionResult
+from segqc.session import ImageOutcome, QcRun
+from segqc.thresholds import bundled_thresholds_path, load_thresholds
+
+from conftest import OPTIONAL_SKIPPED
+
+REPO = Path(__file__).resolve().parents[1]
+QC = ("--pyargs", "segqc.qc_tests")
+
+FAKE_PREDICT = """
+import numpy as np
+from skimage.measure import label
+from segqc.prediction import PredictionResult, StarDistPredictor
+
+def fake_predict(self, pair, image):
+    with open("predict_calls.txt", "a") as handle:
+        handle.write(pair.name + "\\n")
+    return PredictionResult(labels=label(image > 300).astype(np.int32), n_tiles=(1, 1))
+
+StarDistPredictor.predict = fake_predict
+"""
+
+
+@pytest.fixture
+def fake_model(pytester: pytest.Pytester) -> Path:
+    folder = pytester.path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text('{"n_dim": 2, "n_channel_in": 1}')
+    (folder / "weights_best.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + os.urandom(256))
+    (folder / "thresholds.json").write_text('{"prob": 0.5, "nms": 0.4}')
+    pytester.makeconftest(FAKE_PREDICT)
+    return folder
+
+
+@pytest.fixture
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """xdist workers are new processes: make them import this checkout's segqc."""
+    parts = [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(parts))
+
+
+def summary(pytester: pytest.Pytester, output: str = "qc-output") -> dict:
+    return json.loads((pytester.path / output / "summary.json").read_text())
+
+
+def calls(pytester: pytest.Pytester) -> list[str]:
+    path = pytester.path / "predict_calls.txt"
+    return path.read_text().split() if path.exists() else []
+
+
+def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, fake_model):
+    qc = make_qc(3, root=pytester.path / "qc")
+    model = ("--model", str(fake_model), "--qc-source", str(qc.source))
+    args = (*QC, *model, "--qc-target", str(qc.target))
+
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
+    assert sorted(calls(pytester)) == ["img00.tif", "img01.tif", "img02.tif"]
+    first = summary(pytester)
+    assert [i["cached"] for i in first["images"]] == [False] * 3
+    assert first["predictor"]["cache"] == str(pytester.path / "qc-output" / "cache")
+
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
+    assert len(calls(pytester)) == 3  # nothing predicted again
+    second = summary(pytester)
+    assert [i["cached"] for i in second["images"]] == [True] * 3
+    assert [i["metrics"] for i in second["images"]] == [i["metrics"] for i in first["images"]]
+    assert second["images"][0]["metrics"]["tp"] == 10
+    assert second["images"][0]["n_tiles"] == [1, 1]
+    assert (pytester.path / "qc-output" / "predictions" / "img02.tif").is_file()
+
+    pytester.runpytest(*args, "--no-cache").assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
+    assert len(calls(pytester)) == 6
+    assert [i["cached"] for i in summary(pytester)["images"]] == [False] * 3
+
+
+def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_model):
+    qc = make_qc(2, root=pytester.path / "qc")
+    args = (*QC, "--model", str(fake_model), "--qc-source", str(qc.source),
+            "--qc-target", str(qc.target))  # fmt: skip
+    pytester.runpytest(*args)
+    limits = pytester.path / "limits.yaml"
+    limits.write_text("prediction:\n  prob_thresh: 0.6\n")
+    pytester.runpytest(*args, "--thresholds", str(limits)).assert_outcomes(
+        passed=2, skipped=2 + OPTIONAL_SKIPPED
+    )
+    assert len(calls(pytester)) == 4
+    assert [i["cached"] for i in summary(pytester)["images"]] == [False, False]
+
+
+def test_cache_folder_from_option_and_ini(pytester, make_qc, fake_model):
+    qc = make_qc(1, root=pytester.path / "qc")
+    args = (*QC, "--model", str(fake_model), "--qc-source", str(qc.source),
+            "--qc-target", str(qc.target))  # fmt: skip
+    pytester.runpytest(*args, "--qc-cache", "mine")
+    assert len(list((pytester.path / "mine").rglob("*.tif"))) == 1
+    assert not (pytester.path / "qc-output" / "cache").exists()
+    pytester.makeini("[pytest]\nqc_cache = from_ini\n")
+    pytester.runpytest(*args)
+    assert len(list((pytester.path / "from_ini").rglob("*.tif"))) == 1
+
+
+def test_unwritable_cache_folder_is_a_usage_error(pytester, make_qc, fake_model):
+    qc = make_qc(1, root=pytester.path / "qc")
+    (pytester.path / "blocker").write_text("a file, not a folder")
+    result = pytester.runpytest(
+        *QC, "--model", str(fake_model), "--qc-source", str(qc.source),
+        "--qc-target", str(qc.target), "--qc-cache", str(pytester.path / "blocker"),
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: segqc: */blocker: cache folder is not writable*"])
+    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+
+
+def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
+    dropped = (0, 4, 0, 2, 0, 0, 1, 0)
+    qc = make_qc(len(dropped), dropped=dropped, root=pytester.path / "qc")
+    limits = pytester.path / "limits.yaml"
+    limits.write_text("per_image:\n  f1: {min: 0.7}\naggregate:\n  f1: {min: 0.8}\n")
+    result = pytester.runpytest(
+        *QC, "-n", "2", "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
+        "--thresholds", str(limits),
+    )  # fmt: skip
+    result.assert_outcomes(passed=len(dropped) + 1, skipped=1 + OPTIONAL_SKIPPED)
+    result.stdout.fnmatch_lines([f"2 workers [[]{10 + OPTIONAL_SKIPPED} items[]]"])
+    names = [f"img{i:02d}.tif" for i in range(len(dropped))]
+    with open(pytester.path / "qc-output" / "metrics.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [row["image"] for row in rows] == names
+    assert [int(row["false negative"]) for row in rows] == list(dropped)
+    document = summary(pytester)
+    assert document["complete"] is True and document["status"] == "passed"
+    assert [i["name"] for i in document["images"]] == names
+    assert document["qc"]["n_evaluated"] == len(dropped)
+    pooled = document["aggregate"]["pooled"]
+    assert (pooled["tp"], pooled["fn"]) == (80 - sum(dropped), sum(dropped))
+    assert sum(v["scope"] == "per_image" for v in document["limits"]) == len(dropped)
+    assert document["tests"] == {"passed": len(dropped) + 1, "skipped": 1 + OPTIONAL_SKIPPED}
+    leftovers = [p.name for p in (pytester.path / "qc-output").iterdir()]
+    assert not [name for name in leftovers if "spool" in name]
+    assert {"metrics.csv", "summary.json"} <= set(leftovers)
+
+
+def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model, worker_path):
+    qc = make_qc(4, root=pytester.path / "qc")
+    args = (*QC, "-n", "2", "--model", str(fake_model), "--qc-source", str(qc.source),
+            "--qc-target", str(qc.target))  # fmt: skip
+    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
+    assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
+    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
+    document = summary(pytester)
+    assert [i["cached"] for i in document["images"]] == [True] * 4
+    assert document["complete"] is True
+
+
+def _run(pairs: tuple[QcPair, ...], predictor: object, output: Path) -> QcRun:
+    return QcRun(
+        pairs=pairs,
+        thresholds=load_thresholds(bundled_thresholds_path(), is_bundled_default=True),
+        predictor=predictor,  # type: ignore[arg-type]
+        output_dir=output,
+    )
+
+
+class FolderPredictor:
+    """Reads ``make_qc`` predictions; counts calls and keeps weak references to results."""
+
+    needs_source_image = False
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.calls: list[str] = []
+        self.results: list[weakref.ref] = []
+
+    def predict(self, pair: QcPair, image: np.ndarray | None) -> PredictionResult:
+        import tifffile
+
+        self.calls.append(pair.name)
+        labels = tifffile.imread(self.folder / pair.name)
+        self.results.append(weakref.ref(labels))
+        return PredictionResult(labels=labels)
+
+    def describe(self) -> dict:
+        return {"kind": "test folder"}
+
+
+def _pairs(qc) -> tuple[QcPair, ...]:
+    return tuple(QcPair(p.name, None, p) for p in sorted(qc.target.iterdir()) if p.suffix == ".tif")
+
+
+def test_workers_share_outcomes_through_the_spool(make_qc, tmp_path):
+    qc = make_qc(4, dropped=(0, 3, 0, 1))
+    pairs = _pairs(qc)
+    spool = tmp_path / "spool"
+    first = FolderPredictor(qc.predictions)
+    worker_a = SharedEvaluator(_run(pairs, first, tmp_path), spool)
+    worker_a.evaluate(pairs[1])
+    worker_a.evaluate(pairs[3])
+    assert len(worker_a.take_unsent()) == 2 and worker_a.take_unsent() == []
+
+    second = FolderPredictor(qc.predictions)
+    worker_b = SharedEvaluator(_run(pairs, second, tmp_path), spool)
+    worker_b.evaluate_all()
+    assert second.calls == ["img00.tif", "img02.tif"]  # the others came from the spool
+    assert [o.scores.matching.fn for o in worker_b.run.outcomes] == [0, 3, 0, 1]
+    assert [d["pair"]["name"] for d in worker_b.take_unsent()] == ["img00.tif", "img02.tif"]
+
+
+def test_damaged_spool_entry_is_evaluated_again(make_qc, tmp_path):
+    qc = make_qc(1, dropped=(2,))
+    pairs = _pairs(qc)
+    spool = tmp_path / "spool"
+    SharedEvaluator(_run(pairs, FolderPredictor(qc.predictions), tmp_path), spool).evaluate_all()
+    for entry in spool.iterdir():
+        entry.write_text('{"pair": ')
+    again = FolderPredictor(qc.predictions)
+    worker = SharedEvaluator(_run(pairs, again, tmp_path), spool)
+    worker.evaluate_all()
+    assert again.calls == ["img00.tif"] and worker.run.outcomes[0].scores.matching.fn == 2
+
+
+def test_outcome_round_trips_through_a_dict(make_qc, tmp_path):
+    qc = make_qc(2, dropped=(0, 4))
+    pairs = _pairs(qc)
+    run = _run(pairs, FolderPredictor(qc.predictions), tmp_path)
+    for outcome in run.evaluate_all():
+        data = json.loads(json.dumps(outcome_to_dict(outcome)))
+        assert outcome_from_dict(data, pairs={p.name: p for p in pairs}) == outcome
+    broken = ImageOutcome(pairs[0], error="target/img00.tif: not a TIFF", n_tiles=(2, 1))
+    assert outcome_from_dict(outcome_to_dict(broken)) == broken
+
+
+def test_run_reads_images_on_demand_and_keeps_only_metrics(make_qc, tmp_path, monkeypatch):
+    import segqc.session
+
+    qc = make_qc(3, dropped=(0, 1, 2))
+    pairs = _pairs(qc)
+    read: list[str] = []
+    real_read = segqc.session.read_tiff
+
+    def counting_read(path: Path) -> np.ndarray:
+        read.append(path.name)
+        return real_read(path)
+
+    monkeypatch.setattr(segqc.session, "read_tiff", counting_read)
+    predictor = FolderPredictor(qc.predictions)
+    run = _run(pairs, predictor, tmp_path)
+    run.evaluate(pairs[1])
+    assert read == ["img01.tif"] and predictor.calls == ["img01.tif"]
+    run.evaluate_all()
+    gc.collect()
+    assert [ref() for ref in predictor.results] == [None, None, None]  # predictions freed
+    for outcome in run.outcomes:
+        held = [v for v in vars(outcome).values() if isinstance(v, np.ndarray)]
+        assert held == []
+
+
+def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester):
+    from conftest import DEMO2D, QC2D
+
+    args = (*QC, "--model", str(DEMO2D), "--qc-source", str(QC2D / "source"),
+            "--qc-target", str(QC2D / "target"), "--device", "cpu")  # fmt: skip
+    pytester.runpytest(*args)
+    first = summary(pytester)
+    assert first["images"] and not any(i["cached"] for i in first["images"])
+    pytester.runpytest(*args)
+    second = summary(pytester)
+    assert all(i["cached"] for i in second["images"])
+    assert [i["metrics"] for i in second["images"]] == [i["metrics"] for i in first["images"]]
+    assert [i["n_tiles"] for i in second["images"]] == [i["n_tiles"] for i in first["images"]]
