@@ -283,3 +283,41 @@ def test_large_and_3d_images_are_downscaled_and_sliced(tmp_path):
     assert max(width, height) <= MAX_SIDE and width == 1200 // 4 and height == 900 // 4
     assert "middle plane z = 2 of 5" in visual.note and "1/4" in visual.note
     assert read_tiff(tmp_path / "target" / "x.tif").shape == (5, 900, 1200)  # untouched
+
+
+def test_regression_and_leakage_sections_show_what_changed_and_what_leaked(
+    pytester, make_qc, thresholds_file
+):
+    # Baseline: perfect predictions. Candidate: img01 loses 4 of its 10 disks, so by hand
+    # its f1 goes 1 -> 2*6/(2*6+4) = 0.75, a drop of 0.25.
+    limits = thresholds_file("regression:\n  per_image:\n    f1: {max_drop: 0.1}\n")
+    qc = make_qc(3, root=pytester.path / "qc")
+    common = ["--predictions", str(qc.predictions), "--qc-source", str(qc.source)]
+    common += ["--qc-target", str(qc.target), "--thresholds", str(limits)]
+    baseline = pytester.path / "baseline.json"
+    assert (
+        pytester.runpytest(*QC, *common, "--baseline", str(baseline), "--update-baseline").ret == 0
+    )
+    make_qc(3, dropped=(0, 4, 0), root=pytester.path / "qc")
+    training = pytester.path / "training"
+    training.mkdir()
+    (training / "copy_of_img02.tif").write_bytes((qc.source / "img02.tif").read_bytes())
+    result = pytester.runpytest(
+        *QC, *common, "--baseline", str(baseline), "--training-data", str(training)
+    )
+    assert result.ret == pytest.ExitCode.TESTS_FAILED
+    tree = Tree((pytester.path / "qc-output" / "report.html").read_text()).root
+
+    [regression] = tree.find_all("div", data_field="regression")
+    [change] = regression.find_all("b", data_field="change")
+    assert change.all_text() == "worse"
+    rows = {r.attrs["data-image"]: r for r in regression.find_all("tr") if "data-image" in r.attrs}
+    assert set(rows) == {"img00.tif", "img01.tif", "img02.tif"}
+    assert rows["img01.tif"].find_all("td")[0].all_text() == "1 → 0.750 (−0.250)"
+    assert rows["img00.tif"].find_all("td")[0].all_text() == "1 → 1 (±0)"
+    assert "img01.tif: f1 dropped by 0.25" in regression.all_text()
+
+    [leakage] = tree.find_all("div", data_field="leakage")
+    text = leakage.all_text()
+    # (the disk grids of make_qc share one layout, so the other images match it too)
+    assert "img02.tif" in text and "copy_of_img02.tif" in text and "FAIL" in text

@@ -86,7 +86,12 @@ class Verdict:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready record with the outcome and key path."""
-        return {**asdict(self), "outcome": self.outcome, "key": self.key}
+        return {
+            **asdict(self),
+            "outcome": self.outcome,
+            "key": self.key,
+            "message": self.message(),
+        }
 
 
 def _fmt(value: float) -> str:

@@ -156,6 +156,7 @@ class DropVerdict:
             "passed": self.passed,
             "outcome": self.outcome,
             "key": self.key,
+            "message": self.message(),
         }
 
 

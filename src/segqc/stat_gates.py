@@ -88,6 +88,7 @@ class GateVerdict:
             "outcome": self.outcome,
             "detail": self.detail,
             "key": self.key,
+            "message": self.message(),
         }
 
 

@@ -11,6 +11,7 @@ import numpy as np
 
 from segqc.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS
+from segqc.report.checks import check_sections
 from segqc.report.content import (
     accuracy_rows,
     header_rows,
@@ -143,6 +144,7 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             rows=rows,
             unevaluated=[p.name for p in run.pending()],
             loss=_loss_section(summary),
+            checks=check_sections(summary),
             accuracy=record,
             accuracy_rows=accuracy_rows(summary),
             accuracy_metrics=(*CURVE_METRICS, "tp", "fp", "fn"),
