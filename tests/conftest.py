@@ -10,6 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+# Imported here, before any pytester snapshot of sys.modules: in-process pytester runs
+# drop the modules a run imported, and a matplotlib half re-imported mixes classes from
+# two module instances ("Invalid arguments to set_clip_path").
+import matplotlib.backends.backend_agg
+import matplotlib.figure  # noqa: F401
 import numpy as np
 import pytest
 import tifffile
