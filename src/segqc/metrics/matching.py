@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "LabelImageError",
@@ -554,6 +551,12 @@ def _solve_conflicts(
     components: list[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Matched pairs (ordered by true label) when some pairs >= thr share an object."""
+    # Imported here: scipy.optimize alone costs ~0.5 s of start-up, and most images
+    # (and every threshold above 0.5) never get here.
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     true_index, pred_index, scores = overlaps.true_index, overlaps.pred_index, overlaps.scores
