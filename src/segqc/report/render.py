@@ -156,10 +156,10 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
     record = summary.get("accuracy_vs_iou")
     matching_threshold = summary["matching"]["iou_threshold"]
     gradient = iou_colours(np.linspace(0.0, 1.0, 11))
-    return str(
+    chunks = (
         _environment()
         .get_template("qc_report.jinja2")
-        .render(
+        .generate(
             summary=summary,
             status=summary["status"],
             counts=verdict_counts(summary, statuses),
@@ -182,6 +182,13 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             iou_gradient=", ".join(_colour(tuple(c)) for c in gradient),
             output_dir=str(session_plugin.output_dir),
         )
+    )
+    # One non-ASCII character (≥, ×, –) makes Python store the whole page, tens of MB
+    # of embedded images, at 2 bytes per character, and pytest-html copies it a few
+    # times; as character references the same page is ASCII, 1 byte per character.
+    return "".join(
+        chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        for chunk in chunks
     )
 
 
