@@ -149,3 +149,60 @@ def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, th
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert summary["accuracy_vs_iou"]["limits"] == []
     assert len(summary["accuracy_vs_iou"]["pooled"]) == 9
+
+
+def _squares_run(tmp_path, *, visuals: bool = False):
+    from segqc.pairing import QcPair
+    from segqc.prediction import PredictionsFolder
+    from segqc.session import QcRun
+    from segqc.thresholds import bundled_thresholds_path
+
+    (tmp_path / "target").mkdir()
+    (tmp_path / "predictions").mkdir()
+    target, predicted = two_squares()
+    pairs, files = [], {}
+    for name, shift in (("a.tif", 0), ("b.tif", 3)):
+        tifffile.imwrite(tmp_path / "target" / name, target)
+        tifffile.imwrite(tmp_path / "predictions" / name, np.roll(predicted, shift, axis=0))
+        pairs.append(QcPair(name, None, tmp_path / "target" / name))
+        files[name] = tmp_path / "predictions" / name
+    run = QcRun(
+        pairs=tuple(pairs),
+        thresholds=load_thresholds(bundled_thresholds_path(), is_bundled_default=True),
+        predictor=PredictionsFolder(tmp_path / "predictions", files),
+        output_dir=tmp_path / "out",
+    )
+    if visuals:
+        run.visuals_dir = tmp_path / "visuals"
+        run.visuals_dir.mkdir()
+    return run
+
+
+def test_curve_at_evaluation_equals_the_curve_read_back_from_disk(tmp_path):
+    from segqc.accuracy import IOU_GRID, _compute, accuracy_vs_iou
+    from segqc.metrics.matching import match_labels_at
+
+    run = _squares_run(tmp_path)
+    outcomes = run.evaluate_all()
+    target, predicted = two_squares()
+    # by hand: A (IoU 2/3) matches up to 0.6, B (IoU 1) everywhere
+    a = outcomes[0].curve
+    assert a is not None and [s.iou_threshold for s in a] == list(IOU_GRID)
+    assert [s.tp for s in a] == [2, 2, 2, 2, 2, 2, 1, 1, 1]
+    assert a == match_labels_at(target, predicted, iou_thresholds=IOU_GRID)
+    curve = accuracy_vs_iou(run)
+    # the old way: every image re-read from disk and matched at the end
+    for outcome in outcomes:
+        outcome.curve = None
+    read_back = _compute(run, outcomes)
+    assert curve == read_back
+    assert curve is not None and curve.images == ("a.tif", "b.tif") and not curve.unreadable
+
+
+def test_visual_drawn_at_evaluation_equals_the_one_drawn_from_files(tmp_path):
+    from segqc.report.visuals import load_visual, render_visual
+
+    run = _squares_run(tmp_path, visuals=True)
+    for outcome in run.evaluate_all():
+        assert outcome.visual_file is not None and outcome.visual_file.parent == run.visuals_dir
+        assert load_visual(outcome.visual_file) == render_visual(run, outcome)

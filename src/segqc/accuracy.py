@@ -1,11 +1,12 @@
 """Accuracy vs IoU threshold: the pooled QC set matched at IoU 0.1 … 0.9.
 
 One IoU threshold hides how tight the outlines are: a model can find every nucleus at
-IoU 0.5 and few at 0.8. This stage re-reads each evaluated image's ground truth and
-prediction from disk (nothing is kept in memory during the run), matches them once per
-image at every threshold (:func:`segqc.metrics.matching.match_labels_at` computes the
-overlaps once), pools the counts over images like the ``aggregate`` scope, and judges
-the ``aggregate_at`` limits of thresholds.yaml::
+IoU 0.5 and few at 0.8. Each image is matched at every threshold when it is evaluated
+(:attr:`segqc.session.ImageOutcome.curve`, from the overlaps already counted for its
+metrics, on the xdist worker that evaluated it); this stage pools those counts over
+images like the ``aggregate`` scope (an outcome without them, e.g. built elsewhere, is
+re-read from disk and matched here), and judges the ``aggregate_at`` limits of
+thresholds.yaml::
 
     aggregate_at:
       0.7: {f1: {min: 0.6}}
@@ -18,9 +19,10 @@ The result goes to the report (figure and table), to ``summary.json``
 from __future__ import annotations
 
 import weakref
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
@@ -35,13 +37,16 @@ from segqc.metrics.matching import (
     pool_matching,
 )
 from segqc.prediction import PredictionsFolder
-from segqc.session import ImageOutcome, QcRun
+
+if TYPE_CHECKING:  # segqc.session imports this module
+    from segqc.session import ImageOutcome, QcRun
 
 __all__ = [
     "CURVE_METRICS",
     "IOU_GRID",
     "AccuracyCurve",
     "accuracy_vs_iou",
+    "curve_thresholds",
     "deselect_unused_aggregate_at",
     "labels_of",
     "prediction_path",
@@ -52,6 +57,11 @@ IOU_GRID: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 
 #: The metrics drawn in the figure; the table also shows tp, fp and fn.
 CURVE_METRICS: tuple[str, ...] = ("precision", "recall", "f1", "accuracy", "panoptic_quality")
+
+
+def curve_thresholds(aggregate_at: Mapping[float, Any]) -> tuple[float, ...]:
+    """:data:`IOU_GRID` plus every threshold of ``aggregate_at``, increasing."""
+    return tuple(sorted(set(IOU_GRID) | {float(t) for t in aggregate_at}))
 
 
 @dataclass(frozen=True)
@@ -150,11 +160,16 @@ def accuracy_vs_iou(run: QcRun) -> AccuracyCurve | None:
 
 def _compute(run: QcRun, evaluated: list[ImageOutcome]) -> AccuracyCurve | None:
     limits_at = run.thresholds.thresholds.aggregate_at
-    thresholds = sorted(set(IOU_GRID) | {float(t) for t in limits_at})
+    thresholds = curve_thresholds(limits_at)
     per_image: list[tuple[MatchingStats, ...]] = []
     images: list[str] = []
     unreadable: list[str] = []
     for outcome in evaluated:
+        curve = outcome.curve
+        if curve is not None and tuple(s.iou_threshold for s in curve) == thresholds:
+            per_image.append(curve)
+            images.append(outcome.pair.name)
+            continue
         try:
             target, predicted = labels_of(run, outcome)
             per_image.append(match_labels_at(target, predicted, iou_thresholds=thresholds))

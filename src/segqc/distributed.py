@@ -31,6 +31,7 @@ from typing import Any
 import pytest
 
 from segqc.judge import Verdict
+from segqc.metrics.matching import MatchingStats
 from segqc.metrics.object_matches import ObjectMatches
 from segqc.metrics.scores import QcScores
 from segqc.outputs import OutputError, atomic_write_text
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 _SPOOL_KEY = "segqc_spool"
+_VISUALS_KEY = "segqc_visuals"
 REPORT_ATTRIBUTE = "segqc_outcomes"
 
 
@@ -73,6 +75,8 @@ def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
         "verdicts": [asdict(v) for v in outcome.verdicts],
         "cached": outcome.cached,
         "objects": None if outcome.objects is None else outcome.objects.to_dict(),
+        "curve": None if outcome.curve is None else [asdict(s) for s in outcome.curve],
+        "visual_file": str(outcome.visual_file) if outcome.visual_file else None,
     }
 
 
@@ -97,6 +101,8 @@ def outcome_from_dict(
         verdicts=[Verdict(**v) for v in data["verdicts"]],
         cached=bool(data["cached"]),
         objects=ObjectMatches.from_dict(data["objects"]) if data.get("objects") else None,
+        curve=tuple(MatchingStats(**s) for s in data["curve"]) if data.get("curve") else None,
+        visual_file=Path(data["visual_file"]) if data.get("visual_file") else None,
     )
 
 
@@ -198,11 +204,16 @@ class XdistBridge:
         if workerinput is not None:
             spool = workerinput.get(_SPOOL_KEY)
             self.evaluator = SharedEvaluator(run, Path(spool) if spool else None)
+            visuals = workerinput.get(_VISUALS_KEY)
+            if visuals:  # the controller writes a report: draw each image where evaluated
+                run.visuals_dir = Path(visuals)
         self._pairs = {p.name: p for p in run.pairs}
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_configure_node(self, node: Any) -> None:
-        """Controller: give each worker the spool folder of this session."""
+        """Controller: give each worker the spool and report-visuals folders of this session."""
+        if self.run.visuals_dir is not None:
+            node.workerinput[_VISUALS_KEY] = str(self.run.visuals_dir)
         if self.spool is None:
             try:
                 self.output_dir.mkdir(parents=True, exist_ok=True)

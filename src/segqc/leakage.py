@@ -39,7 +39,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from scipy import fft, ndimage
 
 from segqc.images import ImageReadError, read_tiff
 
@@ -126,6 +125,8 @@ def signature_image(image: np.ndarray, *, downsample: int) -> np.ndarray:
     if downsample > 1:
         # Smoothing first makes crops at offsets that are not multiples of the block size
         # give nearly the same blocks.
+        from scipy import ndimage  # lazily: only --training-data runs need scipy here
+
         data = ndimage.gaussian_filter(data, sigma=0.75 * downsample)
     h, w = (data.shape[0] // downsample) * downsample, (data.shape[1] // downsample) * downsample
     data = data[:h, :w].reshape(h // downsample, downsample, w // downsample, downsample)
@@ -220,6 +221,8 @@ class _Chunk:
         self.canvas = np.zeros((len(images), height, width), np.float32)
         for i, image in enumerate(images):
             self.canvas[i, : image.shape[0], : image.shape[1]] = image
+        from scipy import fft  # lazily: only --training-data runs need it
+
         self.spectrum = fft.rfft2(self.canvas)
         self._stats: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -241,6 +244,8 @@ class _Chunk:
         side = probe.shape[0]
         if self.height < side or self.width < side:
             return
+        from scipy import fft
+
         spread, valid = self._window_stats(side)
         n_rows, n_cols = self.height - side + 1, self.width - side + 1
         for index, (_, flip, k) in enumerate(DIHEDRAL):

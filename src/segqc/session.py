@@ -14,11 +14,20 @@ from typing import Any
 
 import numpy as np
 
+from segqc.accuracy import curve_thresholds
 from segqc.axes import read_source_image
 from segqc.images import ImageReadError, read_tiff
 from segqc.judge import Verdict, judge
-from segqc.metrics.matching import LabelImageError, check_label_image
-from segqc.metrics.object_matches import ObjectMatches, match_objects
+from segqc.metrics.matching import (
+    LabelImageError,
+    MatchedPairs,
+    MatchingStats,
+    check_label_image,
+    label_overlaps,
+    match_overlaps_at,
+    matched_pairs_of,
+)
+from segqc.metrics.object_matches import ObjectMatches, object_matches_of
 from segqc.metrics.scores import QcScores, image_mean, measure, pool
 from segqc.model_folder import ModelFolder
 from segqc.outputs import OutputError, write_label_image
@@ -35,7 +44,10 @@ class ImageOutcome:
 
     ``scores`` is None when the image could not be evaluated; ``error`` then says why,
     in one line starting with the file at fault. ``cached`` is True when the prediction
-    came from the prediction cache (:mod:`segqc.cache`).
+    came from the prediction cache (:mod:`segqc.cache`). ``curve`` holds the image's
+    matching at every threshold of the accuracy curve (:mod:`segqc.accuracy`), and
+    ``visual_file`` its drawn report panels (:mod:`segqc.report.visuals`), both made
+    where the image was evaluated so the controller only pools and embeds them.
     """
 
     pair: QcPair
@@ -48,6 +60,8 @@ class ImageOutcome:
     notes: list[str] = field(default_factory=list)
     cached: bool = False
     objects: ObjectMatches | None = None  # per-object matches, for the size-bin subgroups
+    curve: tuple[MatchingStats, ...] | None = None
+    visual_file: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -95,6 +109,8 @@ class QcRun:
         self._outcomes: dict[str, ImageOutcome] = {}
         #: Extra top-level summary.json sections, built at the end of the session.
         self.summary_sections: dict[str, Callable[[], Any]] = {}
+        #: Where each image's report panels are saved when evaluated (None: no report).
+        self.visuals_dir: Path | None = None
 
     @property
     def iou_threshold(self) -> float:
@@ -222,8 +238,39 @@ class QcRun:
             outcome.prediction_file = write_label_image(
                 self.output_dir / "predictions" / f"{pair.stem}.tif", predicted
             )
-        outcome.scores = measure(target, predicted, iou_threshold=self.iou_threshold)
-        outcome.objects = match_objects(target, predicted, iou_threshold=self.iou_threshold)
+        # One overlap count serves the metrics, the object matches, the accuracy curve
+        # and the error map.
+        overlaps = label_overlaps(target, predicted)
+        thr = self.iou_threshold
+        outcome.scores = measure(target, predicted, iou_threshold=thr, overlaps=overlaps)
+        pairs = matched_pairs_of(overlaps, iou_threshold=thr)
+        outcome.objects = object_matches_of(overlaps, pairs)
+        outcome.curve = match_overlaps_at(
+            overlaps, iou_thresholds=curve_thresholds(self.thresholds.thresholds.aggregate_at)
+        )
+        if self.visuals_dir is not None:
+            outcome.visual_file = self._save_visual(pair, target, predicted, pairs)
+
+    def _save_visual(
+        self, pair: QcPair, target: np.ndarray, predicted: np.ndarray, pairs: MatchedPairs
+    ) -> Path | None:
+        """Draw the report panels of an image now, while its arrays are in memory."""
+        import hashlib
+
+        from segqc.report.visuals import ImageVisual, draw_visual, save_visual
+
+        assert self.visuals_dir is not None
+        try:
+            source = read_tiff(pair.source) if pair.source else None
+        except ImageReadError as exc:
+            visual = ImageVisual((), f"cannot draw this image: {exc}")
+        else:
+            visual = draw_visual(target, predicted, source, pairs, iou_threshold=self.iou_threshold)
+        name = hashlib.sha256(pair.name.encode()).hexdigest()
+        try:
+            return save_visual(visual, self.visuals_dir / f"{name}.json")
+        except OSError:
+            return None  # the report then draws it from the files on disk
 
 
 def _checked_labels(

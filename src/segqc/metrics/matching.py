@@ -15,9 +15,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 __all__ = [
     "LabelImageError",
@@ -30,6 +27,7 @@ __all__ = [
     "match_labels_at",
     "match_overlaps_at",
     "matched_pairs",
+    "matched_pairs_of",
     "pool_matching",
 ]
 
@@ -101,6 +99,8 @@ class LabelOverlaps:
     intersections: np.ndarray  # uint64 pixel count of each pair's intersection
     area_true: np.ndarray  # uint64, index 0..n_true (0: background)
     area_pred: np.ndarray  # uint64, index 0..n_pred (0: background)
+    true_values: np.ndarray  # label value of true object 1..n_true (input dtype)
+    pred_values: np.ndarray  # label value of predicted object 1..n_pred (input dtype)
 
 
 def check_label_image(labels: np.ndarray, *, role: str) -> np.ndarray:
@@ -345,21 +345,34 @@ def matched_pairs(
     ValueError
         Threshold outside (0, 1].
     """
+    return matched_pairs_of(label_overlaps(y_true, y_pred), iou_threshold=iou_threshold)
+
+
+def matched_pairs_of(overlaps: LabelOverlaps, *, iou_threshold: float = 0.5) -> MatchedPairs:
+    """:func:`matched_pairs` on overlaps already counted by :func:`label_overlaps`.
+
+    Parameters
+    ----------
+    overlaps : LabelOverlaps
+    iou_threshold : float, optional
+        In (0, 1]. Default 0.5.
+
+    Returns
+    -------
+    MatchedPairs
+    """
     thr = float(_check_thresholds((iou_threshold,))[0])
-    overlaps = label_overlaps(y_true, y_pred)
     if min(overlaps.n_true, overlaps.n_pred) == 0:
         empty = np.zeros(0, np.int64)
         return MatchedPairs(thr, empty, empty.copy(), np.zeros(0, np.float32))
     true_index, pred_index, scores = _matched_at(overlaps, thr, [])
     # _sequential numbers labels 1..n in increasing label value, so index k is value k-1.
-    true_values = _label_values(y_true)
-    pred_values = _label_values(y_pred)
-    return MatchedPairs(thr, true_values[true_index - 1], pred_values[pred_index - 1], scores)
-
-
-def _label_values(labels: np.ndarray) -> np.ndarray:
-    values = np.unique(labels)
-    return values[values != 0]
+    return MatchedPairs(
+        thr,
+        overlaps.true_values[true_index - 1],
+        overlaps.pred_values[pred_index - 1],
+        scores,
+    )
 
 
 def _check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
@@ -424,31 +437,35 @@ def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
     )
 
 
-def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """Relabel to 0 (background), 1..n in the order of the original label values."""
+def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
+    """Relabel to 0 (background), 1..n in the order of the original label values.
+
+    Also returns the n non-zero label values, ascending, in the input's dtype.
+    """
     flat = labels.ravel()
     if flat.size == 0:
-        return np.zeros(0, np.int64), 0
+        return np.zeros(0, np.int64), 0, np.zeros(0, labels.dtype)
     max_label = int(flat.max())
     if max_label <= 2 * flat.size + 1024:
         # A forward map as long as the largest label is cheaper than sorting the pixels.
         flat_i = flat.astype(np.int64, copy=False)
         present = np.bincount(flat_i, minlength=max_label + 1) > 0
         present[0] = False
-        n = int(np.count_nonzero(present))
+        values = np.flatnonzero(present)
+        n = len(values)
         forward = np.zeros(max_label + 1, np.int64)
         forward[present] = np.arange(1, n + 1)
-        return forward[flat_i], n
+        return forward[flat_i], n, values.astype(labels.dtype)
     values, inverse = np.unique(flat, return_inverse=True)
     inverse = inverse.astype(np.int64, copy=False).ravel()
     if values[0] == 0:
-        return inverse, len(values) - 1
-    return inverse + 1, len(values)
+        return inverse, len(values) - 1, values[1:]
+    return inverse + 1, len(values), values
 
 
 def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
-    true_seq, n_true = _sequential(y_true)
-    pred_seq, n_pred = _sequential(y_pred)
+    true_seq, n_true, true_values = _sequential(y_true)
+    pred_seq, n_pred, pred_values = _sequential(y_pred)
     # stardist sums its uint64 overlap matrix; these are the same uint64 areas.
     area_true = np.bincount(true_seq, minlength=n_true + 1).astype(np.uint64)
     area_pred = np.bincount(pred_seq, minlength=n_pred + 1).astype(np.uint64)
@@ -471,7 +488,16 @@ def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
     scores = np.zeros(len(inter), np.float32)
     np.divide(inter, union, out=scores, where=np.abs(union) > 1e-10)
     return LabelOverlaps(
-        n_true, n_pred, true_index, pred_index, scores, inter, area_true, area_pred
+        n_true,
+        n_pred,
+        true_index,
+        pred_index,
+        scores,
+        inter,
+        area_true,
+        area_pred,
+        true_values,
+        pred_values,
     )
 
 
@@ -525,6 +551,12 @@ def _solve_conflicts(
     components: list[np.ndarray],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Matched pairs (ordered by true label) when some pairs >= thr share an object."""
+    # Imported here: scipy.optimize alone costs ~0.5 s of start-up, and most images
+    # (and every threshold above 0.5) never get here.
+    from scipy.optimize import linear_sum_assignment
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     n_true, n_pred = overlaps.n_true, overlaps.n_pred
     n_matched = min(n_true, n_pred)
     true_index, pred_index, scores = overlaps.true_index, overlaps.pred_index, overlaps.scores

@@ -16,9 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from segqc.metrics.matching import matched_pairs
+from segqc.metrics.matching import LabelOverlaps, MatchedPairs, label_overlaps, matched_pairs_of
 
-__all__ = ["ObjectMatches", "match_objects"]
+__all__ = ["ObjectMatches", "match_objects", "object_matches_of"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -112,10 +112,27 @@ def match_objects(
     The pairs are those of :func:`segqc.metrics.matching.matched_pairs`, i.e. the true
     positives of :func:`segqc.metrics.matching.match_labels`.
     """
-    pairs = matched_pairs(y_true, y_pred, iou_threshold=iou_threshold)
-    true_values, true_areas = np.unique(y_true, return_counts=True)
-    keep = true_values != 0
-    true_values, true_areas = true_values[keep].astype(np.int64), true_areas[keep]
+    overlaps = label_overlaps(y_true, y_pred)
+    return object_matches_of(overlaps, matched_pairs_of(overlaps, iou_threshold=iou_threshold))
+
+
+def object_matches_of(overlaps: LabelOverlaps, pairs: MatchedPairs) -> ObjectMatches:
+    """:func:`match_objects` from overlaps and pairs already computed for the image.
+
+    Parameters
+    ----------
+    overlaps : LabelOverlaps
+        From :func:`segqc.metrics.matching.label_overlaps`.
+    pairs : MatchedPairs
+        From :func:`segqc.metrics.matching.matched_pairs_of` on the same overlaps.
+
+    Returns
+    -------
+    ObjectMatches
+    """
+    true_values = overlaps.true_values.astype(np.int64)
+    # area_true[k] is the pixel count of true object k (1..n_true, in label order)
+    true_areas = overlaps.area_true[1:].astype(np.int64)
     matched_iou = np.zeros(len(true_values), np.float32)
     matched_pred = np.zeros(len(true_values), np.int64)
     where = np.searchsorted(true_values, pairs.true_labels.astype(np.int64))

@@ -18,6 +18,7 @@ from segqc.metrics import community
 from segqc.metrics.catalogue import METRIC_KEYS, ZEROCOST_KEYS
 from segqc.metrics.community import DSB_THRESHOLDS, AjiCounts, DsbCounts, SegCounts
 from segqc.metrics.matching import (
+    LabelOverlaps,
     MatchingStats,
     label_overlaps,
     match_overlaps_at,
@@ -76,7 +77,13 @@ class QcScores:
         )
 
 
-def measure(y_true: np.ndarray, y_pred: np.ndarray, *, iou_threshold: float = 0.5) -> QcScores:
+def measure(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    *,
+    iou_threshold: float = 0.5,
+    overlaps: LabelOverlaps | None = None,
+) -> QcScores:
     """Compute every QC metric of one image pair.
 
     Parameters
@@ -85,12 +92,16 @@ def measure(y_true: np.ndarray, y_pred: np.ndarray, *, iou_threshold: float = 0.
         Ground-truth and predicted label images (0 = background), same shape, 2D or 3D.
     iou_threshold : float
         A predicted object matches a ground-truth object when their IoU >= this.
+    overlaps : LabelOverlaps, optional
+        ``label_overlaps(y_true, y_pred)`` when the caller already counted them (the
+        session reuses them for the object matches and the accuracy curve).
 
     Returns
     -------
     QcScores
     """
-    overlaps = label_overlaps(y_true, y_pred)
+    if overlaps is None:
+        overlaps = label_overlaps(y_true, y_pred)
     stats = match_overlaps_at(overlaps, iou_thresholds=(iou_threshold, *DSB_THRESHOLDS))
     return QcScores(
         foreground=foreground_overlap(y_true, y_pred),

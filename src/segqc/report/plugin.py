@@ -14,6 +14,8 @@ Ctrl-C alike, showing what was evaluated.
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import traceback
 from importlib import resources
 from pathlib import Path
@@ -44,6 +46,13 @@ def enable_html_report(config: pytest.Config, session_plugin: QcSessionPlugin) -
         config.option.self_contained_html = True
     # pytest-html appends --css files to its own style sheet (inlined when self-contained).
     config.option.css = [*getattr(config.option, "css", []), str(_resource("report.css"))]
+    try:  # each image's panels are drawn when it is evaluated and saved here
+        session_plugin.output_dir.mkdir(parents=True, exist_ok=True)
+        session_plugin.run.visuals_dir = Path(
+            tempfile.mkdtemp(prefix=".segqc-visuals-", dir=session_plugin.output_dir)
+        )
+    except OSError:
+        pass  # the report then draws every image from its files at the end
     config.pluginmanager.register(QcReportPlugin(session_plugin), "segqc-report")
 
 
@@ -80,7 +89,11 @@ class QcReportPlugin:
             prefix.append(render_failure(detail, self.session_plugin.output_dir))
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Unregister (matters for in-process pytester runs)."""
+        """Remove the visuals folder and unregister (matters for in-process pytester runs)."""
+        run = self.session_plugin.run
+        if run.visuals_dir is not None:
+            shutil.rmtree(run.visuals_dir, ignore_errors=True)
+            run.visuals_dir = None
         config.pluginmanager.unregister(self)
 
     def render(self, exitstatus: int) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,16 @@ from segqc.report.content import (
     verdict_counts,
 )
 from segqc.report.figures import accuracy_figure, file_data_uri
-from segqc.report.visuals import FN_COLOUR, FP_COLOUR, iou_colours, render_visual
+from segqc.report.visuals import (
+    FN_COLOUR,
+    FP_COLOUR,
+    ImageVisual,
+    iou_colours,
+    load_visual,
+    render_visual,
+)
 from segqc.reporting import QcSessionPlugin
+from segqc.session import ImageOutcome, QcRun
 
 __all__ = ["render_failure", "render_report"]
 
@@ -97,6 +105,32 @@ def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
+def _visual_of(run: QcRun, outcome: ImageOutcome | None) -> ImageVisual | None:
+    """The panels drawn when the image was evaluated, else drawn now from its files."""
+    if outcome is None or outcome.scores is None:
+        return None
+    if outcome.visual_file is not None:
+        try:
+            return load_visual(outcome.visual_file)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # removed or damaged: draw it again
+    return render_visual(run, outcome)
+
+
+def _visuals(run: QcRun, rows: list[Any]) -> Iterator[dict[str, Any]]:
+    """One entry per image row, each visual loaded only when the template reaches it.
+
+    A generator, so the report holds the panels of one image at a time besides the
+    HTML rendered so far.
+    """
+    outcomes = {o.pair.name: o for o in run.outcomes}
+    for row in rows:
+        if row.kind != "image":
+            continue
+        visual = _visual_of(run, outcomes.get(row.subject))
+        yield {"row": row, "visual": visual, "open": row.status in ("fail", "error")}
+
+
 def _colour(rgb: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
@@ -120,21 +154,13 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
     run = session_plugin.run
     rows = metrics_rows(summary)
     statuses = image_statuses(rows)
-    outcomes = {o.pair.name: o for o in run.outcomes}
-    visuals = []
-    for row in rows:
-        if row.kind != "image":
-            continue
-        outcome = outcomes.get(row.subject)
-        visual = render_visual(run, outcome) if outcome and outcome.scores else None
-        visuals.append({"row": row, "visual": visual, "open": row.status in ("fail", "error")})
     record = summary.get("accuracy_vs_iou")
     matching_threshold = summary["matching"]["iou_threshold"]
     gradient = iou_colours(np.linspace(0.0, 1.0, 11))
-    return str(
+    chunks = (
         _environment()
         .get_template("qc_report.jinja2")
-        .render(
+        .generate(
             summary=summary,
             status=summary["status"],
             counts=verdict_counts(summary, statuses),
@@ -151,13 +177,20 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             accuracy_png=(
                 accuracy_figure(record, matching_threshold=matching_threshold) if record else None
             ),
-            visuals=visuals,
+            visuals=_visuals(run, rows),
             iou_threshold=matching_threshold,
             fn_colour=_colour(FN_COLOUR),
             fp_colour=_colour(FP_COLOUR),
             iou_gradient=", ".join(_colour(tuple(c)) for c in gradient),
             output_dir=str(session_plugin.output_dir),
         )
+    )
+    # One non-ASCII character (≥, ×, –) makes Python store the whole page, tens of MB
+    # of embedded images, at 2 bytes per character, and pytest-html copies it a few
+    # times; as character references the same page is ASCII, 1 byte per character.
+    return "".join(
+        chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        for chunk in chunks
     )
 
 

@@ -1,6 +1,12 @@
 """The visual assessment of one QC image: input, ground truth, prediction, error map.
 
-Images are re-read from disk when the report is written, reduced to one display plane
+Each image is drawn when it is evaluated, on the process (xdist worker) that evaluated
+it, from the arrays and matches already in memory (:func:`draw_visual`), and the encoded
+panels are saved to a file of the run's visuals folder (:func:`save_visual`) that the
+report reads back (:func:`load_visual`); so the controller neither re-reads nor
+re-matches every image, and a run keeps no image data in memory. An outcome without such
+a file is drawn from its files on disk (:func:`render_visual`). Each is reduced to one
+display plane
 (the middle z plane of a 3D stack) and downscaled so the longest side is at most
 :data:`MAX_SIDE` pixels; every panel is an array built with numpy/scikit-image
 operations on whole arrays, then encoded as a data URI for the self-contained report
@@ -16,7 +22,9 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -31,10 +39,13 @@ __all__ = [
     "MAX_SIDE",
     "ImageVisual",
     "Panel",
+    "draw_visual",
     "iou_colours",
     "jpeg_data_uri",
+    "load_visual",
     "png_data_uri",
     "render_visual",
+    "save_visual",
 ]
 
 #: Longest side, in pixels, of a displayed panel (larger images are downscaled).
@@ -117,6 +128,34 @@ def render_visual(run: QcRun, outcome: ImageOutcome) -> ImageVisual:
         pairs = matched_pairs(target, predicted, iou_threshold=run.iou_threshold)
     except (ImageReadError, LabelImageError) as exc:
         return ImageVisual((), f"cannot draw this image: {exc}")
+    return draw_visual(target, predicted, source, pairs, iou_threshold=run.iou_threshold)
+
+
+def draw_visual(
+    target: np.ndarray,
+    predicted: np.ndarray,
+    source: np.ndarray | None,
+    pairs: MatchedPairs,
+    *,
+    iou_threshold: float,
+) -> ImageVisual:
+    """Draw the panels of one image from its arrays and matched pairs.
+
+    Parameters
+    ----------
+    target, predicted : numpy.ndarray
+        Ground-truth and predicted labels, same shape (2D or 3D).
+    source : numpy.ndarray or None
+        The input image as read from its file (None: no source image).
+    pairs : MatchedPairs
+        The matches at ``iou_threshold`` (:func:`segqc.metrics.matching.matched_pairs`).
+    iou_threshold : float
+        The matching threshold, shown in the error map's caption.
+
+    Returns
+    -------
+    ImageVisual
+    """
     notes = []
     if target.ndim == 3:
         notes.append(f"middle plane z = {target.shape[0] // 2} of {target.shape[0]}")
@@ -138,9 +177,29 @@ def render_visual(run: QcRun, outcome: ImageOutcome) -> ImageVisual:
     panels += [
         Panel("ground truth", png_data_uri(_instance_colours(target_small))),
         Panel("prediction", png_data_uri(_instance_colours(predicted_small))),
-        Panel(f"error map (IoU ≥ {run.iou_threshold:g})", png_data_uri(error)),
+        Panel(f"error map (IoU ≥ {iou_threshold:g})", png_data_uri(error)),
     ]
     return ImageVisual(tuple(panels), "; ".join(notes) or None)
+
+
+def save_visual(visual: ImageVisual, path: Path) -> Path:
+    """Write ``visual`` to ``path`` (JSON) for :func:`load_visual`; returns ``path``."""
+    data = {"panels": [[p.caption, p.data_uri] for p in visual.panels], "note": visual.note}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def load_visual(path: Path) -> ImageVisual:
+    """Read a visual written by :func:`save_visual`.
+
+    Raises
+    ------
+    OSError, ValueError, KeyError
+        The file is missing or damaged.
+    """
+    data = json.loads(path.read_text(encoding="utf-8"))
+    panels = tuple(Panel(str(caption), str(uri)) for caption, uri in data["panels"])
+    return ImageVisual(panels, data["note"])
 
 
 def _plane(array: np.ndarray, spatial_ndim: int) -> np.ndarray:
