@@ -277,9 +277,16 @@ def test_large_and_3d_images_are_downscaled_and_sliced(tmp_path):
     source = (target * 500 + 100).astype(np.uint16)
     run, outcome = make_run(tmp_path, target, target.copy(), source=source)
     visual = render_visual(run, outcome)
-    assert len(visual.panels) == 4
-    sizes = {png_size(p.data_uri) for p in visual.panels}
+    assert len(visual.panels) == 4 + 4  # the middle z plane, then the stack views
+    sizes = {png_size(p.data_uri) for p in visual.panels[:4]}
     [(width, height)] = sizes
+    views = {p.caption: png_size(p.data_uri) for p in visual.panels[4:]}
+    assert views == {
+        "ground truth, max projection along z": (1200 // 4, 900 // 4),
+        "prediction, max projection along z": (1200 // 4, 900 // 4),
+        "ground truth, xz plane (middle y)": (1200 // 4, 2),  # 5 z planes, every 4th
+        "prediction, xz plane (middle y)": (1200 // 4, 2),
+    }
     assert max(width, height) <= MAX_SIDE and width == 1200 // 4 and height == 900 // 4
     assert "middle plane z = 2 of 5" in visual.note and "1/4" in visual.note
     assert read_tiff(tmp_path / "target" / "x.tif").shape == (5, 900, 1200)  # untouched

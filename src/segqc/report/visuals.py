@@ -179,7 +179,24 @@ def draw_visual(
         Panel("prediction", png_data_uri(_instance_colours(predicted_small))),
         Panel(f"error map (IoU ≥ {iou_threshold:g})", png_data_uri(error)),
     ]
+    if target.ndim == 3:
+        panels += _stack_views(target, predicted)
     return ImageVisual(tuple(panels), "; ".join(notes) or None)
+
+
+def _stack_views(target: np.ndarray, predicted: np.ndarray) -> list[Panel]:
+    """Maximum projections and xz mid-planes of a 3D ground truth and prediction."""
+    from segqc.visual import project_stack
+
+    views_true, views_pred = project_stack(target), project_stack(predicted)
+    panels = []
+    for view, title in (("max", "max projection along z"), ("xz", "xz plane (middle y)")):
+        for name, views in (("ground truth", views_true), ("prediction", views_pred)):
+            plane = views[view]
+            step = max(1, int(np.ceil(max(plane.shape) / MAX_SIDE)))
+            colours = _instance_colours(plane[::step, ::step])
+            panels.append(Panel(f"{name}, {title}", png_data_uri(colours)))
+    return panels
 
 
 def save_visual(visual: ImageVisual, path: Path) -> Path:
