@@ -197,3 +197,26 @@ def test_plot_writes_a_png_with_two_panels(tmp_path):
     height, width = matplotlib.image.imread(out).shape[:2]
     assert width > 2 * height  # linear and log panels side by side
     assert list((tmp_path / "out").iterdir()) == [out]  # no temporary file left
+
+
+def test_plot_is_redrawn_only_when_the_history_changes(tmp_path):
+    pytest.importorskip("matplotlib")
+    from segqc.loss_plot import plot_loss_curves
+
+    out = tmp_path / "loss_curve.png"
+    first = write_csv(tmp_path / "a.csv", {"loss": LOSS, "val_loss": VAL})
+    plot_loss_curves(read_csv_history(first), out)
+    drawn = out.stat().st_mtime_ns
+    out.touch()  # a later mtime marks the file: a redraw would replace it
+    touched = out.stat().st_mtime_ns
+    assert touched >= drawn
+    plot_loss_curves(read_csv_history(first), out)
+    assert out.stat().st_mtime_ns == touched  # same history: kept as it is
+
+    changed = write_csv(tmp_path / "a.csv", {"loss": LOSS, "val_loss": [v * 1.5 for v in VAL]})
+    plot_loss_curves(read_csv_history(changed), out)
+    assert out.stat().st_mtime_ns != touched  # new history: drawn again
+
+    out.write_bytes(b"not a png")  # a damaged file is redrawn, never trusted
+    plot_loss_curves(read_csv_history(changed), out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -8,15 +8,42 @@ is never changed.
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 
 import numpy as np
 
+from segqc import __version__
 from segqc.loss_history import LossHistory
 from segqc.outputs import atomic_write_bytes
 
-__all__ = ["plot_loss_curves"]
+#: PNG text chunk holding the fingerprint of the history a figure was drawn from.
+_KEY = "segqc-history"
+
+__all__ = ["history_fingerprint", "plot_loss_curves"]
+
+
+def history_fingerprint(history: LossHistory) -> str:
+    """SHA-256 of everything the figure shows (and of segqc's version, which draws it)."""
+    digest = hashlib.sha256(f"{__version__}|{history.source}|{history.kind}".encode())
+    columns = {"epochs": history.epochs, "loss": history.loss, "val_loss": history.val_loss}
+    for name, values in sorted({**columns, **history.extras}.items()):
+        digest.update(name.encode())
+        if values is not None:
+            digest.update(np.ascontiguousarray(values, dtype=np.float64).tobytes())
+    return digest.hexdigest()
+
+
+def _drawn_from(path: Path) -> str | None:
+    """The fingerprint stored in an existing figure, if it is a readable segqc PNG."""
+    try:
+        from PIL import Image
+
+        with Image.open(path) as image:
+            return str(getattr(image, "text", {}).get(_KEY)) if image.format == "PNG" else None
+    except (OSError, ValueError):
+        return None
 
 
 def plot_loss_curves(history: LossHistory, path: Path) -> Path:
@@ -39,7 +66,16 @@ def plot_loss_curves(history: LossHistory, path: Path) -> Path:
     ------
     segqc.outputs.OutputError
         The file cannot be written.
+
+    Notes
+    -----
+    The PNG carries a fingerprint of the history (:func:`history_fingerprint`); when
+    ``path`` already holds a figure drawn from the same history by the same segqc, it is
+    kept as it is, so re-running QC on an unchanged model does not redraw it.
     """
+    fingerprint = history_fingerprint(history)
+    if path.is_file() and _drawn_from(path) == fingerprint:
+        return path
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -68,5 +104,5 @@ def plot_loss_curves(history: LossHistory, path: Path) -> Path:
         axes.legend(fontsize="small")
     figure.suptitle(f"Training and validation loss — {history.source}", fontsize="medium")
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", metadata={_KEY: fingerprint})
     return atomic_write_bytes(path, buffer.getvalue())
