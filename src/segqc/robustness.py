@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
 
 from segqc.images import ImageReadError, read_tiff
 from segqc.metrics.catalogue import METRICS
@@ -87,6 +86,8 @@ def intensity_offset(image: np.ndarray, *, fraction: float) -> np.ndarray:
 def gaussian_blur(image: np.ndarray, *, sigma: float, n_spatial: int) -> np.ndarray:
     """Gaussian blur of the first ``n_spatial`` axes, ``sigma`` in pixels (float32)."""
     sigmas = [sigma] * n_spatial + [0.0] * (image.ndim - n_spatial)
+    from scipy import ndimage  # only when blurring: keeps plugin start-up light
+
     return ndimage.gaussian_filter(image.astype(np.float32), sigma=sigmas)
 
 
