@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 import time
 import tracemalloc
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ if _SRC.is_dir():
 
 from stardist.matching import matching  # noqa: E402
 
-from segqc.metrics.matching import match_labels_at  # noqa: E402
+from segqc.metrics.matching import MatchingStats, match_labels_at  # noqa: E402
 
 THRESHOLDS = tuple(round(0.1 * k, 1) for k in range(1, 10))
 FIELDS = (
@@ -95,17 +96,68 @@ def identical(ours: tuple, ref: tuple) -> bool:
     )
 
 
-def main() -> None:
-    rng = np.random.default_rng(2024)
+@dataclass(frozen=True)
+class CaseResult:
+    """One measured case: segqc against stardist (``stardist_s`` None when not run)."""
+
+    name: str
+    n_true: int
+    n_pred: int
+    segqc_s: float
+    stardist_s: float | None
+    segqc_peak_bytes: int
+    identical: bool | None
+    dense_gb: float
+
+
+def measure_cases(seed: int = 2024) -> list[CaseResult]:
+    """Time segqc and stardist on ~100/1,000/5,000 objects and segqc on the pathological pair.
+
+    The same seeded inputs feed ``python bench/bench_matching.py`` and case c of
+    ``bench/run.py``.
+    """
+    rng = np.random.default_rng(seed)
     warm = np.zeros((8, 8), np.int32)
     warm[2:5, 2:5] = 1
     matching(warm, warm)  # compile stardist's numba kernel outside the timings
 
-    cases = [
+    results = []
+    for name, shape, n, radius in (
         ("~100 objects", (256, 256), 100, 8.0),
         ("~1,000 objects", (640, 640), 1000, 7.0),
         ("~5,000 objects", (1024, 1024), 5000, 5.5),
-    ]
+    ):
+        y_true = blobs(shape, n, radius, rng)
+        y_pred = perturbed(y_true, rng)
+        ours, t_ours, peak = segqc_run(y_true, y_pred)
+        t0 = time.perf_counter()
+        ref = matching(y_true, y_pred, thresh=THRESHOLDS)
+        t_ref = time.perf_counter() - t0
+        results.append(_result(name, ours, t_ours, peak, t_ref, identical(ours, ref)))
+
+    # stardist is not run on the pathological pair: its dense matrices need ~22 GB.
+    y_true, y_pred = pathological_pair(rng)
+    ours, t_ours, peak = segqc_run(y_true, y_pred)
+    results.append(_result("1024² pathological", ours, t_ours, peak, None, None))
+    return results
+
+
+def _result(
+    name: str,
+    ours: tuple[MatchingStats, ...],
+    t_ours: float,
+    peak: int,
+    t_ref: float | None,
+    same: bool | None,
+) -> CaseResult:
+    cells = (ours[0].n_true + 1) * (ours[0].n_pred + 1)
+    return CaseResult(
+        name, ours[0].n_true, ours[0].n_pred, t_ours, t_ref, peak, same,
+        cells * DENSE_BYTES_PER_CELL / 1e9,
+    )  # fmt: skip
+
+
+def main() -> None:
     header = (
         "case",
         "n_true",
@@ -117,43 +169,22 @@ def main() -> None:
         "identical",
     )
     rows = []
-    for name, shape, n, radius in cases:
-        y_true = blobs(shape, n, radius, rng)
-        y_pred = perturbed(y_true, rng)
-        ours, t_ours, peak = segqc_run(y_true, y_pred)
-        t0 = time.perf_counter()
-        ref = matching(y_true, y_pred, thresh=THRESHOLDS)
-        t_ref = time.perf_counter() - t0
+    for r in measure_cases():
+        ran = r.stardist_s is not None
         rows.append(
             (
-                name,
-                ours[0].n_true,
-                ours[0].n_pred,
-                f"{t_ours:.3f}",
-                f"{t_ref:.3f}",
-                f"{t_ref / t_ours:.0f}x",
-                f"{peak / 2**20:.0f} MiB",
-                "yes" if identical(ours, ref) else "NO",
+                r.name,
+                r.n_true,
+                r.n_pred,
+                f"{r.segqc_s:.3f}",
+                f"{r.stardist_s:.3f}"
+                if ran
+                else f"skipped (dense matrix would need ~{r.dense_gb:.0f} GB)",
+                f"{r.stardist_s / r.segqc_s:.0f}x" if ran else "-",
+                f"{r.segqc_peak_bytes / 2**20:.0f} MiB",
+                ("yes" if r.identical else "NO") if ran else "-",
             )
         )
-
-    y_true, y_pred = pathological_pair(rng)
-    ours, t_ours, peak = segqc_run(y_true, y_pred)
-    cells = (ours[0].n_true + 1) * (ours[0].n_pred + 1)
-    dense_gb = cells * DENSE_BYTES_PER_CELL / 1e9
-    rows.append(
-        (
-            "1024² pathological",
-            ours[0].n_true,
-            ours[0].n_pred,
-            f"{t_ours:.3f}",
-            f"skipped (dense matrix would need ~{dense_gb:.0f} GB)",
-            "-",
-            f"{peak / 2**20:.0f} MiB",
-            "-",
-        )
-    )
-
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)))

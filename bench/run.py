@@ -300,61 +300,37 @@ def row(
 
 def matching_cases() -> list[tuple[str, ...]]:
     """Case c, from bench/bench_matching.py."""
-    from bench_matching import (
-        DENSE_BYTES_PER_CELL,
-        THRESHOLDS,
-        blobs,
-        identical,
-        pathological_pair,
-        perturbed,
-        segqc_run,
-    )
-    from stardist.matching import matching
+    from bench_matching import measure_cases
 
-    rng = np.random.default_rng(2024)
-    warm = np.zeros((8, 8), np.int32)
-    warm[2:5, 2:5] = 1
-    matching(warm, warm)  # compile stardist's numba kernel outside the timings
     rows = []
-    for n, shape, radius in (
-        (100, (256, 256), 8.0),
-        (1000, (640, 640), 7.0),
-        (5000, (1024, 1024), 5.5),
-    ):
-        y_true = blobs(shape, n, radius, rng)
-        y_pred = perturbed(y_true, rng)
-        ours, t_ours, peak = segqc_run(y_true, y_pred)
-        t0 = time.perf_counter()
-        ref = matching(y_true, y_pred, thresh=THRESHOLDS)
-        t_ref = time.perf_counter() - t0
-        same = "identical" if identical(ours, ref) else "DIFFERENT"
+    for r in measure_cases():
+        if r.stardist_s is None:
+            rows.append(
+                (
+                    f"c. pathological 1024², {r.n_true} vs {r.n_pred}",
+                    "stardist.matching",
+                    f"{r.segqc_s:.3f} s",
+                    "not run",
+                    f"{r.segqc_peak_bytes / 2**20:.0f} MiB*",
+                    f"~{r.dense_gb:.0f} GB dense",
+                    "-",
+                    "< 10 s, < 2 GB",
+                )
+            )
+            continue
+        same = "identical" if r.identical else "DIFFERENT"
         rows.append(
             (
-                f"c. matching, {ours[0].n_true} vs {ours[0].n_pred} objects",
+                f"c. matching, {r.n_true} vs {r.n_pred} objects",
                 "stardist.matching",
-                f"{t_ours:.3f} s",
-                f"{t_ref:.3f} s",
-                f"{peak / 2**20:.0f} MiB*",
+                f"{r.segqc_s:.3f} s",
+                f"{r.stardist_s:.3f} s",
+                f"{r.segqc_peak_bytes / 2**20:.0f} MiB*",
                 "-",
-                f"{t_ref / t_ours:.0f}x faster, {same}",
+                f"{r.stardist_s / r.segqc_s:.0f}x faster, {same}",
                 ">= 10x at ~5,000",
             )
         )
-    y_true, y_pred = pathological_pair(rng)
-    ours, t_ours, peak = segqc_run(y_true, y_pred)
-    dense_gb = (ours[0].n_true + 1) * (ours[0].n_pred + 1) * DENSE_BYTES_PER_CELL / 1e9
-    rows.append(
-        (
-            f"c. pathological 1024², {ours[0].n_true} vs {ours[0].n_pred}",
-            "stardist.matching",
-            f"{t_ours:.3f} s",
-            "not run",
-            f"{peak / 2**20:.0f} MiB*",
-            f"~{dense_gb:.0f} GB dense",
-            "-",
-            "< 10 s, < 2 GB",
-        )
-    )
     return rows
 
 
