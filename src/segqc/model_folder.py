@@ -13,6 +13,7 @@ so a broken folder is reported at configure time with a precise message.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -177,10 +178,21 @@ def _check_hdf5(weights: Path) -> None:
         )
 
 
-def sha256_of(path: Path, *, chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
+def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks.
+
+    The weights, the QC images and masks are hashed by several stages (summary, cache,
+    baseline); a file is read once per session unless its size or modification time
+    changes.
+    """
+    stat = path.stat()
+    return _sha256_of(str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4096)
+def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(chunk_size):
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
