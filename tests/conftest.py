@@ -12,11 +12,16 @@ from pathlib import Path
 
 # Imported here, before any pytester snapshot of sys.modules: in-process pytester runs
 # drop the modules a run imported, and a matplotlib half re-imported mixes classes from
-# two module instances ("Invalid arguments to set_clip_path").
+# two module instances ("Invalid arguments to set_clip_path"), while numpy.fft (pulled
+# in by scipy.fft and skimage.segmentation) cannot be loaded twice at all.
 import matplotlib.backends.backend_agg
 import matplotlib.figure  # noqa: F401
 import numpy as np
+import numpy.fft
 import pytest
+import scipy.fft  # noqa: F401
+import skimage.segmentation
+import skimage.transform  # noqa: F401
 import tifffile
 from skimage.draw import disk
 
