@@ -337,6 +337,9 @@ def matching_cases() -> list[tuple[str, ...]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes, a smoke run")
+    parser.add_argument(
+        "--only", default="abcde", metavar="CASES", help="the cases to run, e.g. 'ab' [all]"
+    )
     options = parser.parse_args()
     n_model, small, large, n_xdist = (4, 5, 20, 30) if options.quick else (20, 20, 200, 300)
     header = (
@@ -352,10 +355,14 @@ def main() -> None:
     rows = []
     with tempfile.TemporaryDirectory(prefix="segqc-bench-") as tmp:
         work = Path(tmp)
-        rows += model_cases(work, n_model)
-        rows.append(memory_case(work, small, large))
-        rows.append(xdist_case(work, n_xdist))
-        rows += matching_cases()  # last: it grows this process, whose size forks inherit
+        if {"a", "b"} & set(options.only):
+            rows += [r for r in model_cases(work, n_model) if r[0][0] in options.only]
+        if "d" in options.only:
+            rows.append(memory_case(work, small, large))
+        if "e" in options.only:
+            rows.append(xdist_case(work, n_xdist))
+        if "c" in options.only:  # last: it grows this process, whose size forks inherit
+            rows += matching_cases()
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for line in [header, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)))

@@ -9,11 +9,14 @@ self-contained mode. A user's own ``--html`` wins. Only the controller registers
 The sections are rendered at the end of the session, in pytest-html's
 ``pytest_html_results_summary`` hook (called from its ``pytest_sessionfinish``, after
 segqc has built ``summary.json``), so the report is written after failures, errors and
-Ctrl-C alike, showing what was evaluated.
+Ctrl-C alike, showing what was evaluated. The image panels go into the page as
+placeholders, and are put into the file pytest-html wrote at the end of
+``pytest_sessionfinish``, one image at a time (:mod:`segqc.report.inline`).
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 import traceback
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from segqc.report.inline import DeferredImages
 from segqc.reporting import QcSessionPlugin
 
 __all__ = ["REPORT_NAME", "QcReportPlugin", "enable_html_report"]
@@ -53,7 +57,9 @@ def enable_html_report(config: pytest.Config, session_plugin: QcSessionPlugin) -
         )
     except OSError:
         pass  # the report then draws every image from its files at the end
-    config.pluginmanager.register(QcReportPlugin(session_plugin), "segqc-report")
+    # Where pytest-html writes, resolved as pytest-html does (against the current folder).
+    report_path = Path.cwd() / Path(os.path.expandvars(config.option.htmlpath)).expanduser()
+    config.pluginmanager.register(QcReportPlugin(session_plugin, report_path), "segqc-report")
 
 
 class QcReportPlugin:
@@ -63,10 +69,14 @@ class QcReportPlugin:
     ----------
     session_plugin : QcSessionPlugin
         The run and the summary.json document it built at session finish.
+    report_path : Path
+        The HTML file pytest-html writes.
     """
 
-    def __init__(self, session_plugin: QcSessionPlugin) -> None:
+    def __init__(self, session_plugin: QcSessionPlugin, report_path: Path) -> None:
         self.session_plugin = session_plugin
+        self.report_path = report_path
+        self.deferred = DeferredImages()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
@@ -88,6 +98,24 @@ class QcReportPlugin:
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             prefix.append(render_failure(detail, self.session_plugin.output_dir))
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+        """Once pytest-html has written the report, put the image panels into it."""
+        result = yield  # pytest-html's own pytest_sessionfinish (trylast) writes the file
+        if len(self.deferred) and self.report_path.is_file():
+            try:
+                self.deferred.inline_into(self.report_path)
+            except OSError as exc:
+                reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+                if reporter is not None:
+                    reporter.write_line(
+                        f"segqc: {self.report_path}: could not put the image panels into "
+                        f"the report ({exc.strerror or exc}); the metrics and verdicts in it "
+                        "are complete",
+                        yellow=True,
+                    )
+        return result
+
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Remove the visuals folder and unregister (matters for in-process pytester runs)."""
         run = self.session_plugin.run
@@ -100,4 +128,4 @@ class QcReportPlugin:
         """The QC report sections as HTML (rendered from templates, autoescaped)."""
         from segqc.report.render import render_report
 
-        return render_report(self.session_plugin, exitstatus=exitstatus)
+        return render_report(self.session_plugin, exitstatus=exitstatus, deferred=self.deferred)

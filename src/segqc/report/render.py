@@ -20,10 +20,12 @@ from segqc.report.content import (
     verdict_counts,
 )
 from segqc.report.figures import accuracy_figure, file_data_uri
+from segqc.report.inline import DeferredImages
 from segqc.report.visuals import (
     FN_COLOUR,
     FP_COLOUR,
     ImageVisual,
+    Panel,
     iou_colours,
     load_visual,
     render_visual,
@@ -105,19 +107,35 @@ def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _visual_of(run: QcRun, outcome: ImageOutcome | None) -> ImageVisual | None:
-    """The panels drawn when the image was evaluated, else drawn now from its files."""
+def _visual_of(
+    run: QcRun, outcome: ImageOutcome | None, deferred: DeferredImages | None
+) -> ImageVisual | None:
+    """The panels drawn when the image was evaluated, else drawn now from its files.
+
+    With ``deferred``, panels read from a visuals file are given placeholders instead
+    of their pictures, which :class:`DeferredImages` puts into the written report.
+    """
     if outcome is None or outcome.scores is None:
         return None
     if outcome.visual_file is not None:
         try:
-            return load_visual(outcome.visual_file)
+            visual = load_visual(outcome.visual_file)
         except (OSError, ValueError, KeyError, TypeError):
             pass  # removed or damaged: draw it again
+        else:
+            if deferred is None:
+                return visual
+            panels = tuple(
+                Panel(panel.caption, deferred.placeholder(outcome.visual_file, index))
+                for index, panel in enumerate(visual.panels)
+            )
+            return ImageVisual(panels, visual.note)
     return render_visual(run, outcome)
 
 
-def _visuals(run: QcRun, rows: list[Any]) -> Iterator[dict[str, Any]]:
+def _visuals(
+    run: QcRun, rows: list[Any], deferred: DeferredImages | None
+) -> Iterator[dict[str, Any]]:
     """One entry per image row, each visual loaded only when the template reaches it.
 
     A generator, so the report holds the panels of one image at a time besides the
@@ -127,7 +145,7 @@ def _visuals(run: QcRun, rows: list[Any]) -> Iterator[dict[str, Any]]:
     for row in rows:
         if row.kind != "image":
             continue
-        visual = _visual_of(run, outcomes.get(row.subject))
+        visual = _visual_of(run, outcomes.get(row.subject), deferred)
         yield {"row": row, "visual": visual, "open": row.status in ("fail", "error")}
 
 
@@ -135,7 +153,9 @@ def _colour(rgb: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
 
-def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
+def render_report(
+    session_plugin: QcSessionPlugin, *, exitstatus: int, deferred: DeferredImages | None = None
+) -> str:
     """All segqc sections of the report, as one HTML fragment.
 
     Parameters
@@ -144,6 +164,9 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
         The run, its folders and the summary it built.
     exitstatus : int
         pytest's exit status so far (used only when no summary was built).
+    deferred : DeferredImages, optional
+        Collects the image panels as placeholders, to be put into the written file by
+        :meth:`DeferredImages.inline_into`; None puts the pictures in the fragment.
 
     Returns
     -------
@@ -177,7 +200,7 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             accuracy_png=(
                 accuracy_figure(record, matching_threshold=matching_threshold) if record else None
             ),
-            visuals=_visuals(run, rows),
+            visuals=_visuals(run, rows, deferred),
             iou_threshold=matching_threshold,
             fn_colour=_colour(FN_COLOUR),
             fp_colour=_colour(FP_COLOUR),
@@ -185,9 +208,9 @@ def render_report(session_plugin: QcSessionPlugin, *, exitstatus: int) -> str:
             output_dir=str(session_plugin.output_dir),
         )
     )
-    # One non-ASCII character (≥, ×, –) makes Python store the whole page, tens of MB
-    # of embedded images, at 2 bytes per character, and pytest-html copies it a few
-    # times; as character references the same page is ASCII, 1 byte per character.
+    # One non-ASCII character (≥, ×, –) makes Python store the whole fragment at 2 bytes
+    # per character (tens of MB when the pictures are in it, without ``deferred``); as
+    # character references the same page is ASCII, 1 byte per character.
     return "".join(
         chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
         for chunk in chunks
