@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from segqc.cache import CachingPredictor, PredictionCache, array_sha256, cache_key
+from segqc.cache import (
+    CachingPredictor,
+    PictureCache,
+    PredictionCache,
+    array_sha256,
+    cache_key,
+    picture_key,
+)
 from segqc.pairing import QcPair
 from segqc.prediction import PredictionResult
 
@@ -174,3 +181,39 @@ def test_large_label_ids_survive_the_cache(tmp_path):
     result = caching(tmp_path, inner).predict(PAIR, image())
     assert result.cached and result.n_tiles is None
     assert result.labels[0, :3].tolist() == [70_000, 1, 2**31 - 1]
+
+
+def test_picture_cache_returns_what_was_put_under_its_key(tmp_path):
+    cache = PictureCache(tmp_path / "pictures")
+    key = picture_key("image panels", target="abc", iou_threshold=0.5)
+    assert cache.get(key) is None
+    path = cache.put(key, {"panels": [["ground truth", "data:image/png;base64,AA"]]})
+    assert path == cache.path(key) and path.is_file()
+    assert cache.get(key)["panels"] == [["ground truth", "data:image/png;base64,AA"]]
+
+
+def test_picture_key_changes_with_what_the_picture_is_drawn_from():
+    key = picture_key("image panels", target="abc", iou_threshold=0.5)
+    assert key == picture_key("image panels", iou_threshold=0.5, target="abc")
+    assert key != picture_key("image panels", target="abd", iou_threshold=0.5)
+    assert key != picture_key("image panels", target="abc", iou_threshold=0.7)
+    assert key != picture_key("accuracy figure", target="abc", iou_threshold=0.5)
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda path, key: path.write_text("{not json"),
+        lambda path, key: path.write_bytes(b"\xff\xfe\x00"),
+        lambda path, key: path.write_text("[1, 2]"),
+        lambda path, key: path.write_text('{"panels": []}'),  # no key: not ours
+        lambda path, key: path.write_text('{"key": "%s", "panels": []}' % ("0" * 64)),
+    ],
+    ids=["truncated", "not-utf8", "not-an-object", "no-key", "another-key"],
+)
+def test_a_damaged_picture_entry_is_a_miss(tmp_path, damage):
+    cache = PictureCache(tmp_path)
+    key = picture_key("accuracy figure", record={"pooled": []})
+    path = cache.put(key, {"data_uri": "data:image/png;base64,AA"})
+    damage(path, key)
+    assert cache.get(key) is None

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 
 from segqc.distributed import SharedEvaluator, outcome_from_dict, outcome_to_dict
 from segqc.pairing import QcPair
@@ -94,6 +95,60 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
     pytester.runpytest(*args, "--no-cache").assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert len(calls(pytester)) == 6
     assert [i["cached"] for i in summary(pytester)["images"]] == [False] * 3
+
+
+COUNT_DRAWING = """
+import segqc.report.render as render
+import segqc.report.visuals as visuals
+
+def counted(module, name, what):
+    original = getattr(module, "_uncounted_" + name, getattr(module, name))
+    setattr(module, "_uncounted_" + name, original)  # pytester may keep the module loaded
+
+    def drawing(*args, **kwargs):
+        with open("draw_calls.txt", "a") as handle:
+            handle.write(what + "\\n")
+        return original(*args, **kwargs)
+
+    setattr(module, name, drawing)
+
+counted(visuals, "draw_visual", "panels")
+counted(render, "accuracy_figure", "accuracy")
+"""
+
+
+def report_pictures(pytester: pytest.Pytester) -> list[str]:
+    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
+    return [part.split('"', 1)[0] for part in html.split('src="data:image/')[1:]]
+
+
+def test_second_run_draws_nothing_and_shows_the_same_pictures(pytester, make_qc, fake_model):
+    pytester.makeconftest(FAKE_PREDICT + COUNT_DRAWING)
+    qc = make_qc(3, root=pytester.path / "qc")
+    args = (*QC, "--model", str(fake_model), "--qc-source", str(qc.source),
+            "--qc-target", str(qc.target))  # fmt: skip
+    drawn = pytester.path / "draw_calls.txt"
+
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
+    assert sorted(drawn.read_text().split()) == ["accuracy", "panels", "panels", "panels"]
+    first = report_pictures(pytester)
+    assert len(first) == 1 + 3 * 4  # the accuracy figure, 4 panels per image
+
+    drawn.unlink()
+    pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
+    assert not drawn.exists(), drawn.read_text()
+    assert report_pictures(pytester) == first
+
+    # A changed ground truth is a changed picture (and curve): drawn again, that one only.
+    target = tifffile.imread(qc.target / "img01.tif")
+    tifffile.imwrite(qc.target / "img01.tif", np.where(target == 1, 0, target))
+    pytester.runpytest(*args)
+    assert sorted(drawn.read_text().split()) == ["accuracy", "panels"]
+    assert report_pictures(pytester) != first
+
+    drawn.unlink()
+    pytester.runpytest(*args, "--no-cache")
+    assert sorted(drawn.read_text().split()) == ["accuracy", "panels", "panels", "panels"]
 
 
 def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_model):

@@ -19,7 +19,14 @@ from segqc.images import read_tiff
 from segqc.metrics.catalogue import METRICS
 from segqc.pairing import QcPair
 from segqc.prediction import PredictionsFolder
-from segqc.report.visuals import FN_COLOUR, FP_COLOUR, MAX_SIDE, iou_colours, render_visual
+from segqc.report.visuals import (
+    FN_COLOUR,
+    FP_COLOUR,
+    IOU_LEGEND,
+    MAX_SIDE,
+    iou_colours,
+    render_visual,
+)
 from segqc.session import QcRun
 from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
@@ -328,3 +335,8 @@ def test_regression_and_leakage_sections_show_what_changed_and_what_leaked(
     text = leakage.all_text()
     # (the disk grids of make_qc share one layout, so the other images match it too)
     assert "img02.tif" in text and "copy_of_img02.tif" in text and "FAIL" in text
+
+
+def test_legend_gradient_is_cividis_at_tenths_of_iou():
+    expected = ["#{:02x}{:02x}{:02x}".format(*c) for c in iou_colours(np.linspace(0, 1, 11))]
+    assert list(IOU_LEGEND) == expected

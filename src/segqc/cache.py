@@ -1,5 +1,9 @@
 """Cache predicted label images, so a second QC run of the same model does not predict.
 
+Beside them, :class:`PictureCache` keeps the report's drawn pictures (each image's
+panels, the accuracy figure), keyed by the content they were drawn from, so a run whose
+predictions all come from the cache does not draw again either.
+
 An entry is keyed by everything that shapes a prediction: the weights file's SHA-256
 (and config.json's), the source image's content, the prediction parameters
 (prob/nms thresholds, the ``n_tiles`` policy, the normalisation) and the versions of
@@ -30,14 +34,19 @@ from segqc.prediction import PredictionResult, Predictor, StarDistPredictor
 
 __all__ = [
     "CACHE_FORMAT",
+    "PICTURES_FORMAT",
     "CachingPredictor",
+    "PictureCache",
     "PredictionCache",
     "array_sha256",
     "cache_key",
+    "picture_key",
     "stardist_cache_settings",
 ]
 
 CACHE_FORMAT = 1
+#: Bump when a change to how pictures are drawn should redraw cached ones.
+PICTURES_FORMAT = 1
 
 # How StarDistPredictor predicts; part of the key so changing the policy re-predicts.
 N_TILES_POLICY = "auto: stardist _guess_n_tiles, untiled when it gives all ones"
@@ -250,3 +259,66 @@ class CachingPredictor:
     def __getattr__(self, name: str) -> Any:
         # folder, parameters, device_name...: whatever the wrapped predictor offers
         return getattr(self.inner, name)
+
+
+def picture_key(kind: str, **drawn_from: Any) -> str:
+    """The key of a cached picture: SHA-256 of what it shows and how it is drawn.
+
+    Parameters
+    ----------
+    kind : str
+        What the picture is (e.g. ``"image panels"``).
+    **drawn_from
+        JSON-serialisable values the picture depends on (content hashes, thresholds).
+
+    Returns
+    -------
+    str
+        64 hexadecimal digits; it changes with :data:`PICTURES_FORMAT` and segqc's version.
+    """
+    document = json.dumps(
+        {"format": PICTURES_FORMAT, "segqc": __version__, "kind": kind, "from": drawn_from},
+        sort_keys=True,
+    )
+    return hashlib.sha256(document.encode()).hexdigest()
+
+
+class PictureCache:
+    """Drawn report pictures, ``<folder>/<key[:2]>/<key>.json``.
+
+    Each entry is a JSON object that also holds its own key; an entry that cannot be
+    read, is not such an object or holds another key is a miss, drawn and written again.
+
+    Parameters
+    ----------
+    folder : Path
+        Created on the first write.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def path(self, key: str) -> Path:
+        """Where the entry of ``key`` lives."""
+        return self.folder / key[:2] / f"{key}.json"
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        """The document stored under ``key``, or None when absent or not to be trusted."""
+        try:
+            document = json.loads(self.path(key).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(document, dict) or document.get("key") != key:
+            return None
+        return document
+
+    def put(self, key: str, document: Mapping[str, Any]) -> Path:
+        """Write ``document`` (plus its key) under ``key`` atomically; returns the path.
+
+        Raises
+        ------
+        OutputError
+            The entry could not be written.
+        """
+        text = json.dumps({**document, "key": key})
+        return atomic_write_bytes(self.path(key), text.encode("utf-8"))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
+from segqc.cache import CachingPredictor, PictureCache
 from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
 from segqc.generalisation import groups_setting
 from segqc.loss_session import LossCurveRun
@@ -177,7 +178,7 @@ def _with_cache(config: pytest.Config, predictor: StarDistPredictor) -> Predicto
     """Wrap ``predictor`` in the prediction cache unless ``--no-cache`` (see segqc.cache)."""
     if config.getoption("qc_no_cache"):
         return predictor
-    from segqc.cache import CachingPredictor, PredictionCache, stardist_cache_settings
+    from segqc.cache import PredictionCache, stardist_cache_settings
 
     folder = _path_setting(config, "qc_cache") or _output_dir(config) / "cache"
     PredictionCache.check_writable(folder)
@@ -248,6 +249,8 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         output_dir=output_dir,
         model_folder=model_folder,
     )
+    if isinstance(predictor, CachingPredictor):  # the report's pictures are cached beside
+        run.picture_cache = PictureCache(predictor.cache.folder / "pictures")
     folders = {"source": source_dir, "target": target_dir, "predictions": predictions_dir}
     return QcSessionPlugin(
         config,

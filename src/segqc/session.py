@@ -16,6 +16,7 @@ import numpy as np
 
 from segqc.accuracy import curve_thresholds
 from segqc.axes import read_source_image
+from segqc.cache import PictureCache, array_sha256, picture_key
 from segqc.images import ImageReadError, read_tiff
 from segqc.judge import Verdict, judge
 from segqc.metrics.matching import (
@@ -29,7 +30,7 @@ from segqc.metrics.matching import (
 )
 from segqc.metrics.object_matches import ObjectMatches, object_matches_of
 from segqc.metrics.scores import QcScores, image_mean, measure, pool
-from segqc.model_folder import ModelFolder
+from segqc.model_folder import ModelFolder, sha256_of
 from segqc.outputs import OutputError, write_label_image
 from segqc.pairing import QcPair
 from segqc.prediction import ImageInputError, ModelLoadError, Predictor
@@ -111,6 +112,8 @@ class QcRun:
         self.summary_sections: dict[str, Callable[[], Any]] = {}
         #: Where each image's report panels are saved when evaluated (None: no report).
         self.visuals_dir: Path | None = None
+        #: Panels drawn by earlier runs, by content (set with the prediction cache).
+        self.picture_cache: PictureCache | None = None
 
     @property
     def iou_threshold(self) -> float:
@@ -254,18 +257,51 @@ class QcRun:
     def _save_visual(
         self, pair: QcPair, target: np.ndarray, predicted: np.ndarray, pairs: MatchedPairs
     ) -> Path | None:
-        """Draw the report panels of an image now, while its arrays are in memory."""
+        """Draw the report panels of an image now, while its arrays are in memory.
+
+        With a picture cache, panels an earlier run drew from the same ground truth,
+        prediction, source file and IoU threshold are used as they are.
+        """
         import hashlib
 
-        from segqc.report.visuals import ImageVisual, draw_visual, save_visual
+        from segqc.report.visuals import (
+            MAX_SIDE,
+            ImageVisual,
+            draw_visual,
+            save_visual,
+            visual_document,
+        )
 
         assert self.visuals_dir is not None
+        cache, key = self.picture_cache, ""
+        if cache is not None:
+            try:
+                key = picture_key(
+                    "image panels",
+                    # as uint64: a fresh prediction (int32) and its cached copy (uint16)
+                    # hold the same labels
+                    target=array_sha256(target.astype(np.uint64, copy=False)),
+                    predicted=array_sha256(predicted.astype(np.uint64, copy=False)),
+                    source=sha256_of(pair.source) if pair.source else None,
+                    iou_threshold=self.iou_threshold,
+                    max_side=MAX_SIDE,
+                )
+            except OSError:
+                cache = None  # the source cannot be read: drawing says why
+            else:
+                if cache.get(key) is not None:
+                    return cache.path(key)
         try:
             source = read_tiff(pair.source) if pair.source else None
         except ImageReadError as exc:
             visual = ImageVisual((), f"cannot draw this image: {exc}")
         else:
             visual = draw_visual(target, predicted, source, pairs, iou_threshold=self.iou_threshold)
+        if cache is not None and visual.panels:
+            try:
+                return cache.put(key, visual_document(visual))
+            except OutputError:
+                pass  # a cache is an optimisation: keep the panels with the run's own
         name = hashlib.sha256(pair.name.encode()).hexdigest()
         try:
             return save_visual(visual, self.visuals_dir / f"{name}.json")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from segqc.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS
@@ -24,9 +23,9 @@ from segqc.report.inline import DeferredImages
 from segqc.report.visuals import (
     FN_COLOUR,
     FP_COLOUR,
+    IOU_LEGEND,
     ImageVisual,
     Panel,
-    iou_colours,
     load_visual,
     render_visual,
 )
@@ -149,6 +148,24 @@ def _visuals(
         yield {"row": row, "visual": visual, "open": row.status in ("fail", "error")}
 
 
+def _accuracy_png(run: QcRun, record: Mapping[str, Any], *, matching_threshold: float) -> str:
+    """The accuracy-vs-IoU figure, from the picture cache when it was drawn before."""
+    cache = run.picture_cache
+    if cache is None:
+        return accuracy_figure(record, matching_threshold=matching_threshold)
+    from segqc.cache import picture_key
+    from segqc.outputs import OutputError
+
+    key = picture_key("accuracy figure", record=record, matching_threshold=matching_threshold)
+    cached = cache.get(key)
+    if cached is not None and isinstance(cached.get("data_uri"), str):
+        return str(cached["data_uri"])
+    data_uri = accuracy_figure(record, matching_threshold=matching_threshold)
+    with contextlib.suppress(OutputError):  # not cached: drawn again next time
+        cache.put(key, {"data_uri": data_uri})
+    return data_uri
+
+
 def _colour(rgb: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
@@ -179,7 +196,6 @@ def render_report(
     statuses = image_statuses(rows)
     record = summary.get("accuracy_vs_iou")
     matching_threshold = summary["matching"]["iou_threshold"]
-    gradient = iou_colours(np.linspace(0.0, 1.0, 11))
     chunks = (
         _environment()
         .get_template("qc_report.jinja2")
@@ -198,13 +214,15 @@ def render_report(
             accuracy_rows=accuracy_rows(summary),
             accuracy_metrics=(*CURVE_METRICS, "tp", "fp", "fn"),
             accuracy_png=(
-                accuracy_figure(record, matching_threshold=matching_threshold) if record else None
+                _accuracy_png(run, record, matching_threshold=matching_threshold)
+                if record
+                else None
             ),
             visuals=_visuals(run, rows, deferred),
             iou_threshold=matching_threshold,
             fn_colour=_colour(FN_COLOUR),
             fp_colour=_colour(FP_COLOUR),
-            iou_gradient=", ".join(_colour(tuple(c)) for c in gradient),
+            iou_gradient=", ".join(IOU_LEGEND),
             output_dir=str(session_plugin.output_dir),
         )
     )

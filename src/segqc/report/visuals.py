@@ -23,8 +23,10 @@ from __future__ import annotations
 import base64
 import io
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -36,6 +38,7 @@ from segqc.session import ImageOutcome, QcRun
 __all__ = [
     "FN_COLOUR",
     "FP_COLOUR",
+    "IOU_LEGEND",
     "MAX_SIDE",
     "ImageVisual",
     "Panel",
@@ -46,10 +49,27 @@ __all__ = [
     "png_data_uri",
     "render_visual",
     "save_visual",
+    "visual_document",
+    "visual_from",
 ]
 
 #: Longest side, in pixels, of a displayed panel (larger images are downscaled).
 MAX_SIDE = 384
+#: The error-map legend's gradient: :func:`iou_colours` at IoU 0, 0.1, ..., 1, written out
+#: so that a report whose panels all come from the cache does not import matplotlib.
+IOU_LEGEND = (
+    "#00224e",
+    "#083370",
+    "#35456c",
+    "#4f576c",
+    "#666970",
+    "#7d7c78",
+    "#948e77",
+    "#aea371",
+    "#c8b866",
+    "#e5cf52",
+    "#fee838",
+)
 #: Okabe-Ito vermillion: ground-truth objects the model missed.
 FN_COLOUR = (0xD5, 0x5E, 0x00)
 #: Okabe-Ito sky blue: predicted objects with no ground-truth partner.
@@ -199,24 +219,39 @@ def _stack_views(target: np.ndarray, predicted: np.ndarray) -> list[Panel]:
     return panels
 
 
+def visual_document(visual: ImageVisual) -> dict[str, Any]:
+    """``visual`` as a JSON-serialisable document (the inverse of :func:`visual_from`)."""
+    return {"panels": [[p.caption, p.data_uri] for p in visual.panels], "note": visual.note}
+
+
+def visual_from(document: Mapping[str, Any]) -> ImageVisual:
+    """The visual of a :func:`visual_document` (other keys are ignored).
+
+    Raises
+    ------
+    ValueError, KeyError, TypeError
+        The document is not one.
+    """
+    panels = tuple(Panel(str(caption), str(uri)) for caption, uri in document["panels"])
+    note = document["note"]
+    return ImageVisual(panels, None if note is None else str(note))
+
+
 def save_visual(visual: ImageVisual, path: Path) -> Path:
     """Write ``visual`` to ``path`` (JSON) for :func:`load_visual`; returns ``path``."""
-    data = {"panels": [[p.caption, p.data_uri] for p in visual.panels], "note": visual.note}
-    path.write_text(json.dumps(data), encoding="utf-8")
+    path.write_text(json.dumps(visual_document(visual)), encoding="utf-8")
     return path
 
 
 def load_visual(path: Path) -> ImageVisual:
-    """Read a visual written by :func:`save_visual`.
+    """Read a visual written by :func:`save_visual` (or cached, :mod:`segqc.cache`).
 
     Raises
     ------
-    OSError, ValueError, KeyError
+    OSError, ValueError, KeyError, TypeError
         The file is missing or damaged.
     """
-    data = json.loads(path.read_text(encoding="utf-8"))
-    panels = tuple(Panel(str(caption), str(uri)) for caption, uri in data["panels"])
-    return ImageVisual(panels, data["note"])
+    return visual_from(json.loads(path.read_text(encoding="utf-8")))
 
 
 def _plane(array: np.ndarray, spatial_ndim: int) -> np.ndarray:
