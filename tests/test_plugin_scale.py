@@ -20,7 +20,12 @@ import numpy as np
 import pytest
 import tifffile
 
-from segqc.distributed import SharedEvaluator, outcome_from_dict, outcome_to_dict
+from segqc.distributed import (
+    SharedEvaluator,
+    outcome_from_dict,
+    outcome_to_dict,
+    received_outcome,
+)
 from segqc.pairing import QcPair
 from segqc.prediction import PredictionResult
 from segqc.session import ImageOutcome, QcRun
@@ -102,8 +107,8 @@ import segqc.report.render as render
 import segqc.report.visuals as visuals
 
 def counted(module, name, what):
-    original = getattr(module, "_uncounted_" + name, getattr(module, name))
-    setattr(module, "_uncounted_" + name, original)  # pytester may keep the module loaded
+    original = getattr(module, name)
+    setattr(module, "_uncounted_" + name, original)
 
     def drawing(*args, **kwargs):
         with open("draw_calls.txt", "a") as handle:
@@ -114,6 +119,11 @@ def counted(module, name, what):
 
 counted(visuals, "draw_visual", "panels")
 counted(render, "accuracy_figure", "accuracy")
+
+def pytest_unconfigure(config):  # the modules may outlive this run: undo the counting
+    for module, name in ((visuals, "draw_visual"), (render, "accuracy_figure")):
+        setattr(module, name, getattr(module, "_uncounted_" + name))
+        delattr(module, "_uncounted_" + name)
 """
 
 
@@ -218,6 +228,39 @@ def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
     assert {"metrics.csv", "summary.json"} <= set(leftovers)
 
 
+def test_xdist_aggregate_at_judges_every_image_even_when_run_alone(pytester, make_qc, worker_path):
+    # Pooled recall at IoU 0.7 is 26/30 = 0.867 over all three images (img01 misses 4 of
+    # 10 disks) and 1.0, 0.8 or 0.6 over any part of them: only the whole set passes.
+    qc = make_qc(3, dropped=(0, 4, 0), root=pytester.path / "qc")
+    limits = pytester.path / "limits.yaml"
+    limits.write_text("aggregate_at:\n  0.7: {recall: {min: 0.85, max: 0.9}}\n")
+    result = pytester.runpytest(
+        *QC, "-n", "1", "-k", "aggregate_at", "--predictions", str(qc.predictions),
+        "--qc-target", str(qc.target), "--thresholds", str(limits),
+    )  # fmt: skip
+    result.assert_outcomes(passed=1)
+
+
+def test_xdist_runs_whole_set_tests_after_the_per_image_tests(pytester, make_qc, worker_path):
+    qc = make_qc(3, root=pytester.path / "qc")
+    limits = pytester.path / "limits.yaml"
+    limits.write_text("aggregate_at:\n  0.7: {recall: {min: 0.5}}\n")
+    result = pytester.runpytest(
+        *QC, "-n", "1", "-v", "--predictions", str(qc.predictions), "--qc-target",
+        str(qc.target), "--thresholds", str(limits),
+    )  # fmt: skip
+    ran = [line.split("::")[-1].strip() for line in result.outlines if "[gw0]" in line]
+    per_image = [i for i, name in enumerate(ran) if name.startswith("test_image[")]
+    whole_set = [
+        i
+        for i, name in enumerate(ran)
+        if name in ("test_aggregate_at", "test_aggregate", "test_image_mean")
+    ]
+    # test_accuracy_vs_iou.py is collected first, yet runs after every image's test
+    assert len(per_image) == 3 and len(whole_set) == 3
+    assert max(per_image) < min(whole_set)
+
+
 def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model, worker_path):
     qc = make_qc(4, root=pytester.path / "qc")
     args = (*QC, "-n", "2", "--model", str(fake_model), "--qc-source", str(qc.source),
@@ -280,7 +323,25 @@ def test_workers_share_outcomes_through_the_spool(make_qc, tmp_path):
     worker_b.evaluate_all()
     assert second.calls == ["img00.tif", "img02.tif"]  # the others came from the spool
     assert [o.scores.matching.fn for o in worker_b.run.outcomes] == [0, 3, 0, 1]
-    assert [d["pair"]["name"] for d in worker_b.take_unsent()] == ["img00.tif", "img02.tif"]
+    messages = worker_b.take_unsent()
+    assert messages == [{"spooled": "img00.tif"}, {"spooled": "img02.tif"}]
+    # the controller reads them from the spool: the same outcomes
+    controller = {p.name: p for p in pairs}
+    received = [received_outcome(m, spool, controller) for m in messages]
+    assert [o.scores for o in received] == [o.scores for o in worker_b.run.outcomes[::2]]
+
+
+def test_without_a_spool_the_report_carries_the_whole_outcome(make_qc, tmp_path):
+    qc = make_qc(1, dropped=(2,))
+    pairs = _pairs(qc)
+    blocked = tmp_path / "spool"
+    blocked.write_text("a file where the spool folder should be")
+    worker = SharedEvaluator(_run(pairs, FolderPredictor(qc.predictions), tmp_path), blocked)
+    worker.evaluate_all()
+    [message] = worker.take_unsent()
+    assert message["pair"]["name"] == "img00.tif"
+    outcome = received_outcome(message, None, {p.name: p for p in pairs})
+    assert outcome.scores == worker.run.outcomes[0].scores and outcome.scores.matching.fn == 2
 
 
 def test_damaged_spool_entry_is_evaluated_again(make_qc, tmp_path):

@@ -8,9 +8,13 @@ summary.json, runs no test. So:
 * a worker writes every outcome it evaluates to a *spool* folder the controller shares
   with all workers, and reads it there before evaluating, so aggregate tests reuse what
   other workers already did and compute only what is missing (:class:`SharedEvaluator`);
-* each outcome a worker evaluated travels to the controller on the report of the test
-  that evaluated it (``report.segqc_outcomes``, plain dicts: xdist serialises report
-  attributes), and the controller's run records it (:class:`XdistBridge`).
+* each outcome a worker evaluated is announced to the controller on the report of the
+  test that evaluated it (``report.segqc_outcomes``, plain dicts: xdist serialises
+  report attributes), and the controller's run records it (:class:`XdistBridge`). The
+  announcement names the spool entry the controller reads it from
+  (``{"spooled": name}``), or, when the spool could not be written, carries the whole
+  outcome; an outcome with its per-object table is ~75 kB, which execnet takes ~3 ms
+  to serialise and ~3 ms to read back per image, where the spool's JSON takes ~1 ms.
 
 Without xdist none of this runs: the bridge is inert and the session fixture evaluates
 every image up front, as before.
@@ -18,7 +22,6 @@ every image up front, as before.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import shutil
@@ -45,6 +48,8 @@ __all__ = [
     "is_xdist_worker",
     "outcome_from_dict",
     "outcome_to_dict",
+    "received_outcome",
+    "spooled_outcome",
 ]
 
 _SPOOL_KEY = "segqc_spool"
@@ -120,13 +125,8 @@ class SharedEvaluator:
     def __init__(self, run: QcRun, spool: Path | None) -> None:
         self.run = run
         self.spool = spool
-        self.unsent: list[ImageOutcome] = []
+        self.unsent: list[dict[str, Any]] = []
         self._pairs = {p.name: p for p in run.pairs}
-
-    def _spool_file(self, name: str) -> Path | None:
-        if self.spool is None:
-            return None
-        return self.spool / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
 
     def evaluate(self, pair: QcPair) -> ImageOutcome:
         """The outcome of ``pair``: already here, in the spool, or evaluated now."""
@@ -138,12 +138,16 @@ class SharedEvaluator:
             self.run.record(spooled)
             return spooled
         outcome = self.run.evaluate(pair)
-        self.unsent.append(outcome)
-        path = self._spool_file(pair.name)
-        if path is not None:
-            # sharing only saves work; the outcome still reaches the controller
-            with contextlib.suppress(OutputError):
-                atomic_write_text(path, json.dumps(outcome_to_dict(outcome)))
+        if self.spool is not None:
+            try:
+                text = json.dumps(outcome_to_dict(outcome))
+                atomic_write_text(_spool_path(self.spool, pair.name), text, durable=False)
+            except OutputError:
+                pass  # sharing only saves work: the report then carries the outcome
+            else:
+                self.unsent.append({"spooled": pair.name})
+                return outcome
+        self.unsent.append(outcome_to_dict(outcome))
         return outcome
 
     def evaluate_all(self) -> None:
@@ -152,19 +156,46 @@ class SharedEvaluator:
             self.evaluate(pair)
 
     def _from_spool(self, pair: QcPair) -> ImageOutcome | None:
-        path = self._spool_file(pair.name)
-        if path is None or not path.is_file():
-            return None
-        try:
-            return outcome_from_dict(json.loads(path.read_text("utf-8")), pairs=self._pairs)
-        except (OSError, ValueError, KeyError, TypeError):
-            return None  # half-visible or damaged: evaluate again
+        return spooled_outcome(self.spool, pair.name, self._pairs)
 
     def take_unsent(self) -> list[dict[str, Any]]:
-        """Outcomes evaluated here and not yet attached to a report, as dicts."""
-        sent = [outcome_to_dict(o) for o in self.unsent]
-        self.unsent.clear()
+        """Announcements of the outcomes evaluated here and not yet attached to a report.
+
+        Each is ``{"spooled": name}`` or, when the spool could not be written, the whole
+        outcome as :func:`outcome_to_dict` gives it; :func:`received_outcome` reads both.
+        """
+        sent, self.unsent = self.unsent, []
         return sent
+
+
+def _spool_path(spool: Path, name: str) -> Path:
+    return spool / f"{hashlib.sha256(name.encode()).hexdigest()}.json"
+
+
+def spooled_outcome(
+    spool: Path | None, name: str, pairs: Mapping[str, QcPair]
+) -> ImageOutcome | None:
+    """The outcome of image ``name`` in the ``spool`` folder (None: absent or damaged)."""
+    if spool is None:
+        return None
+    try:
+        text = _spool_path(spool, name).read_text("utf-8")
+        return outcome_from_dict(json.loads(text), pairs=pairs)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # absent, half-visible or damaged
+
+
+def received_outcome(
+    message: Mapping[str, Any], spool: Path | None, pairs: Mapping[str, QcPair]
+) -> ImageOutcome | None:
+    """The outcome a worker announced (:meth:`SharedEvaluator.take_unsent`).
+
+    None when it names a spool entry that can no longer be read; the image then counts
+    as not evaluated.
+    """
+    if "spooled" in message:
+        return spooled_outcome(spool, str(message["spooled"]), pairs)
+    return outcome_from_dict(message, pairs=pairs)
 
 
 class LazyOutcomes(Mapping[str, ImageOutcome]):
@@ -237,8 +268,10 @@ class XdistBridge:
         """Controller: record the outcomes a worker's report carries."""
         if self.evaluator is not None:
             return
-        for data in getattr(report, REPORT_ATTRIBUTE, None) or ():
-            self.run.record(outcome_from_dict(data, pairs=self._pairs))
+        for message in getattr(report, REPORT_ATTRIBUTE, None) or ():
+            outcome = received_outcome(message, self.spool, self._pairs)
+            if outcome is not None:
+                self.run.record(outcome)
 
     def pytest_sessionfinish(self) -> None:
         """Controller: remove the spool folder."""

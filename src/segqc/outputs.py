@@ -93,8 +93,12 @@ def claim_output_dir(folder: Path, *, overwrite: bool = False) -> None:
         ) from None
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> Path:
+def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder.
+
+    With ``durable`` (the default) the data is flushed to disk before the rename, so a
+    power cut leaves the old file or the new one; scratch files that live only for the
+    session (the xdist spool) skip that.
 
     Raises
     ------
@@ -110,7 +114,8 @@ def atomic_write_bytes(path: Path, data: bytes) -> Path:
             tmp_name = handle.name
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         # NamedTemporaryFile creates 0600; give the file the permissions open() would.
         os.chmod(tmp_name, 0o666 & ~_current_umask())
         os.replace(tmp_name, path)
@@ -127,9 +132,9 @@ def _current_umask() -> int:
     return mask
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
+def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> Path:
     """Write UTF-8 text atomically (see :func:`atomic_write_bytes`)."""
-    return atomic_write_bytes(path, text.encode("utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:

@@ -332,6 +332,25 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.segqc)
     session_plugin = config.stash.get(_PLUGIN, None)
     deselect_unused_aggregate_at(config, items, session_plugin.run if session_plugin else None)
+    if is_xdist_worker(config):
+        _whole_set_tests_last(items)
+
+
+def _whole_set_tests_last(items: list[pytest.Item]) -> None:
+    """Move the tests that need every image's outcome after the per-image tests.
+
+    Under pytest-xdist, an aggregate test scheduled early makes its worker evaluate
+    every image (:class:`~segqc.distributed.SharedEvaluator`) while the other workers
+    evaluate the same images for their per-image tests: with 2 workers, much of the
+    work was done twice. Run last, it finds the images in the spool. Every worker
+    sorts the same collection the same way, as xdist requires.
+    """
+
+    def needs_whole_set(item: pytest.Item) -> bool:
+        names = set(getattr(item, "fixturenames", ()))
+        return "qc_outcomes" in names and "qc_image" not in names
+
+    items.sort(key=needs_whole_set)  # stable: the order is otherwise kept
 
 
 @pytest.fixture(scope="session")
@@ -389,8 +408,12 @@ def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> Datase
 
 
 @pytest.fixture(scope="session")
-def qc_accuracy(qc_run: QcRun, qc_outcomes: dict[str, ImageOutcome]) -> AccuracyCurve | None:
-    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged."""
+def qc_accuracy(qc_run: QcRun, qc_dataset: DatasetOutcome) -> AccuracyCurve | None:
+    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged.
+
+    Requests ``qc_dataset`` so that every image is evaluated first (also on xdist workers,
+    which otherwise hold only the images their own tests needed).
+    """
     return accuracy_vs_iou(qc_run)
 
 

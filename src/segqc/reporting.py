@@ -85,6 +85,7 @@ class QcSessionPlugin:
             outcome = "error" if report.when == "setup" and report.failed else report.outcome
             self.test_counts[outcome] = self.test_counts.get(outcome, 0) + 1
 
+    @pytest.hookimpl(tryfirst=True)  # under xdist: while the workers shut down
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write metrics.csv and summary.json for what was evaluated, even after failures."""
         if self.is_worker or not self.run.outcomes:
