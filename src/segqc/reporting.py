@@ -52,6 +52,7 @@ class QcSessionPlugin:
         self.written: list[Path] = []
         self.write_errors: list[str] = []
         self.summary: dict[str, Any] | None = None  # summary.json's content, for the report
+        self._outputs_written = False
         #: Loss-curve checks, set by the plugin (``--model``/``--training-log`` history).
         self.loss_curve: LossCurveRun | None = None
 
@@ -88,8 +89,17 @@ class QcSessionPlugin:
     @pytest.hookimpl(tryfirst=True)  # under xdist: while the workers shut down
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         """Write metrics.csv and summary.json for what was evaluated, even after failures."""
-        if self.is_worker or not self.run.outcomes:
+        self.write_outputs(session, exitstatus)
+
+    def write_outputs(self, session: pytest.Session, exitstatus: int) -> None:
+        """Build the summary and write metrics.csv and summary.json, once per session.
+
+        Called from ``pytest_sessionfinish``, and earlier by the report when it renders
+        its sections.
+        """
+        if self.is_worker or not self.run.outcomes or self._outputs_written:
             return
+        self._outputs_written = True
         from segqc.summary import build_summary, run_status
 
         run = self.run

@@ -77,6 +77,7 @@ class QcReportPlugin:
         self.session_plugin = session_plugin
         self.report_path = report_path
         self.deferred = DeferredImages()
+        self.fragment: str | None = None
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
@@ -85,18 +86,35 @@ class QcReportPlugin:
         tested = run.model_folder.name if run.model_folder else "predictions"
         report.title = f"segqc QC report: {tested}"
 
+    @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
+    def render_early(self, session: pytest.Session, exitstatus: int) -> None:
+        """Render the QC sections as soon as the session ends.
+
+        ``tryfirst``: before pytest-xdist's ``pytest_sessionfinish`` waits for its
+        workers to exit, so that wait and the rendering overlap; pytest-html's own
+        ``pytest_sessionfinish`` (``trylast``) then only places the fragment.
+        """
+        self.session_plugin.write_outputs(session, exitstatus)
+        self.fragment = self._render_or_explain(int(session.exitstatus))
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
     ) -> None:
         """Put the QC report above pytest-html's own summary and results table."""
+        fragment = self.fragment
+        if fragment is None:  # pytest_sessionfinish did not reach render_early
+            fragment = self._render_or_explain(int(session.exitstatus))
+        prefix.append(fragment)
+
+    def _render_or_explain(self, exitstatus: int) -> str:
         try:
-            prefix.append(self.render(int(session.exitstatus)))
+            return self.render(exitstatus)
         except Exception as exc:  # a report bug must not hide the QC outcome
             from segqc.report.render import render_failure
 
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            prefix.append(render_failure(detail, self.session_plugin.output_dir))
+            return render_failure(detail, self.session_plugin.output_dir)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Any:
