@@ -4,7 +4,8 @@ Run ``python bench/run.py`` (a few minutes on 2 CPU cores; ``--quick`` for a smo
 run). Every input is generated from fixed seeds in a temporary folder. Each case runs
 segqc and its reference in separate processes, one after the other, and reports the
 wall time and the peak resident memory (``ru_maxrss`` of the process and the workers it
-waited for, from ``os.wait4``):
+waited for, from ``os.wait4``); the timed cases a, b and e run ``--repeats`` times (3),
+interleaved with their reference, and report the median run. ``--only`` picks cases:
 
 a. ``pytest --model`` on N QC images vs a bare script that loads the same model,
    predicts the same images the same way and calls ``stardist.matching`` (the floor);
@@ -39,6 +40,9 @@ REPO = BENCH.parent
 sys.path.insert(0, str(BENCH))
 DEMO2D = REPO / "fixtures" / "models" / "demo2d"
 PYTHON = sys.executable
+#: Cases a, b and e are timed this many times (``--repeats``), interleaved with their
+#: reference, and the median run is reported: single runs on 2 cores vary by ~5%.
+REPEATS = 3
 # the checkout's segqc, also in pytest subprocesses and xdist workers; bytecode and
 # pytest's assertion-rewrite caches are written as in any user's install (see warm_up)
 ENV = {
@@ -156,6 +160,11 @@ def predictions_pool(root: Path, n_images: int, *, distinct: int = 30) -> Path:
     return folder
 
 
+def median(runs: list[tuple[float, float, int]]) -> tuple[float, float, int]:
+    """The run of median wall time (an odd number of runs)."""
+    return sorted(runs)[len(runs) // 2]
+
+
 def measured(command: list[str], cwd: Path) -> tuple[float, float, int]:
     """Run ``command``; return (wall seconds, peak RSS in MiB, exit code)."""
     started = time.perf_counter()
@@ -206,7 +215,7 @@ def warm_up(work: Path) -> None:
     )  # fmt: skip
 
 
-def model_cases(work: Path, n_images: int) -> list[tuple[str, ...]]:
+def model_cases(work: Path, n_images: int, repeats: int) -> list[tuple[str, ...]]:
     """Cases a and b."""
     if DEMO2D.is_dir():
         model = DEMO2D
@@ -218,19 +227,18 @@ def model_cases(work: Path, n_images: int) -> list[tuple[str, ...]]:
     qc = write_qc(work / "qc_model", n_images, (384, 384), 200)
     bare = work / "bare.py"
     bare.write_text(BARE_SCRIPT)
-    floor = measured([PYTHON, str(bare), str(model), str(qc / "source"), str(qc / "target")], work)
-    suite = pytest_qc(
-        "--model",
-        str(model),
-        "--qc-source",
-        str(qc / "source"),
-        "--qc-target",
-        str(qc / "target"),
-        "--qc-output",
-        str(work / "out_a"),
-    )
-    first = measured(suite, work)
-    second = measured(suite, work)
+    floors, firsts, seconds = [], [], []
+    for attempt in range(repeats):  # interleaved, so drifts in machine load hit both sides
+        floors.append(
+            measured([PYTHON, str(bare), str(model), str(qc / "source"), str(qc / "target")], work)
+        )
+        suite = pytest_qc(
+            "--model", str(model), "--qc-source", str(qc / "source"),
+            "--qc-target", str(qc / "target"), "--qc-output", str(work / f"out_a{attempt}"),
+        )  # fmt: skip
+        firsts.append(measured(suite, work))  # a new output folder: an empty cache
+        seconds.append(measured(suite, work))
+    floor, first, second = median(floors), median(firsts), median(seconds)
     return [
         row(
             f"a. pytest --model, {n_images} images ({model.name})",
@@ -271,12 +279,19 @@ def memory_case(work: Path, small: int, large: int) -> tuple[str, ...]:
     )
 
 
-def xdist_case(work: Path, n_images: int) -> tuple[str, ...]:
+def xdist_case(work: Path, n_images: int, repeats: int) -> tuple[str, ...]:
     """Case e: -n 2 vs -n 0 in --predictions mode."""
     qc = predictions_pool(work, n_images)
     base = ("--predictions", str(qc / "predictions"), "--qc-target", str(qc / "target"))
-    serial = measured(pytest_qc(*base, "-n", "0", "--qc-output", str(work / "out_n0")), work)
-    parallel = measured(pytest_qc(*base, "-n", "2", "--qc-output", str(work / "out_n2")), work)
+    serials, parallels = [], []
+    for _ in range(repeats):
+        serials.append(
+            measured(pytest_qc(*base, "-n", "0", "--qc-output", str(work / "out_n0")), work)
+        )
+        parallels.append(
+            measured(pytest_qc(*base, "-n", "2", "--qc-output", str(work / "out_n2")), work)
+        )
+    serial, parallel = median(serials), median(parallels)
     return row(
         f"e. pytest -n 2, {n_images} images",
         "-n 0",
@@ -357,7 +372,12 @@ def main() -> None:
     parser.add_argument(
         "--only", default="abcde", metavar="CASES", help="the cases to run, e.g. 'ab' [all]"
     )
+    parser.add_argument(
+        "--repeats", type=int, default=None, metavar="N",
+        help=f"time cases a, b and e N times and report the median [{REPEATS}; --quick: 1]",
+    )  # fmt: skip
     options = parser.parse_args()
+    repeats = options.repeats or (1 if options.quick else REPEATS)
     n_model, small, large, n_xdist = (4, 5, 20, 30) if options.quick else (20, 20, 200, 300)
     header = (
         "case",
@@ -374,11 +394,11 @@ def main() -> None:
         work = Path(tmp)
         warm_up(work)
         if {"a", "b"} & set(options.only):
-            rows += [r for r in model_cases(work, n_model) if r[0][0] in options.only]
+            rows += [r for r in model_cases(work, n_model, repeats) if r[0][0] in options.only]
         if "d" in options.only:
             rows.append(memory_case(work, small, large))
         if "e" in options.only:
-            rows.append(xdist_case(work, n_xdist))
+            rows.append(xdist_case(work, n_xdist, repeats))
         if "c" in options.only:  # last: it grows this process, whose size forks inherit
             rows += matching_cases()
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
@@ -386,8 +406,9 @@ def main() -> None:
         print(" | ".join(str(v).ljust(w) for v, w in zip(line, widths, strict=True)))
     print(
         textwrap.dedent(f"""
-        peak: ru_maxrss of the process (and its xdist workers); * = tracemalloc peak of the
-        matching call alone. {os.cpu_count()} CPUs, Python {sys.version.split()[0]}.""")
+        a, b, e: the median of {repeats} run(s); peak: ru_maxrss of the process (and its xdist
+        workers); * = tracemalloc peak of the matching call alone. {os.cpu_count()} CPUs,
+        Python {sys.version.split()[0]}.""")
     )
 
 
