@@ -5,10 +5,17 @@ The plugin keeps one :class:`LossCurveRun` per session in ``config.stash`` (key
 QC tests in ``qc_tests/test_loss_curve.py`` assert on it, summary.json records it
 (:meth:`LossCurveRun.summary`) and the HTML report can show ``history``, ``verdicts`` and
 the figure (``figure_path``, ``qc-output/loss_curve.png``).
+
+The checks need no figure, so reading the history only marks it to be drawn
+(:meth:`LossCurveRun.draw_figure`): with ``--model`` the plugin has it drawn on the
+thread that measures the QC images while TensorFlow predicts (see
+:meth:`segqc.session.QcRun.evaluate_all`), which takes its ~0.5 s (matplotlib's import
+included) off the run's wall time; otherwise it is drawn at the end of the session.
 """
 
 from __future__ import annotations
 
+import threading
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -61,6 +68,8 @@ class LossCurveRun:
         self.figure_error: str | None = None
         self._search: HistorySearch | None = None
         self._verdicts: dict[str, LossVerdict] = {}
+        self._undrawn: LossHistory | None = None  # read, figure not drawn yet
+        self._drawing = threading.Lock()
 
     @property
     def search(self) -> HistorySearch:
@@ -74,7 +83,7 @@ class LossCurveRun:
                 self._search = HistorySearch(None, ())
             if self._search.history is not None:
                 self._verdicts = check_history(self._search.history, self.settings)
-                self._plot(self._search.history)
+                self._undrawn = self._search.history
         return self._search
 
     @property
@@ -88,13 +97,28 @@ class LossCurveRun:
         self.search  # noqa: B018 (reads the history and runs the checks once)
         return self._verdicts
 
-    def _plot(self, history: LossHistory) -> None:
-        from segqc.loss_plot import plot_loss_curves
+    def draw_figure(self) -> None:
+        """Draw ``loss_curve.png`` if the history was read and not drawn yet.
 
-        try:
-            self.figure_path = plot_loss_curves(history, self.output_dir / FIGURE_NAME)
-        except OutputError as exc:
-            self.figure_error = str(exc)
+        Safe to call from any thread and more than once: the first call draws. A figure
+        that cannot be written or drawn leaves ``figure_error`` (summary.json says it);
+        the checks' verdicts do not depend on it.
+        """
+        with self._drawing:
+            history, self._undrawn = self._undrawn, None
+            if history is None:
+                return
+            from segqc.loss_plot import plot_loss_curves
+
+            try:
+                self.figure_path = plot_loss_curves(history, self.output_dir / FIGURE_NAME)
+            except OutputError as exc:
+                self.figure_error = str(exc)
+            except Exception as exc:  # a figure must not hide the QC outcome
+                self.figure_error = (
+                    f"{self.output_dir / FIGURE_NAME}: the loss figure could not be drawn "
+                    f"({type(exc).__name__}: {exc})"
+                )
 
     def missing_reason(self) -> str:
         """Why there is no verdict: where segqc looked, or that there is no model folder."""
@@ -113,8 +137,9 @@ class LossCurveRun:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The ``loss_curve`` record of summary.json."""
+        """The ``loss_curve`` record of summary.json (the figure drawn first if need be)."""
         search, history = self.search, self.search.history
+        self.draw_figure()
         status = "found" if history else ("error" if search.error else "missing")
         record: dict[str, Any] = {
             "status": status,

@@ -379,8 +379,10 @@ def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> Mapping[str, I
         if qc_run.model_folder
         else "reading predictions"
     )
+    loss_run = request.config.stash.get(LOSS_CURVE, None)
+    background = [loss_run.draw_figure] if loss_run is not None else []
     with image_progress(request.config, total=len(qc_run.pending()), what=what) as on_image:
-        qc_run.evaluate_all(on_image=on_image)
+        qc_run.evaluate_all(on_image=on_image, background=background)
     return {o.pair.name: o for o in qc_run.outcomes}
 
 

@@ -88,7 +88,13 @@ class QcSessionPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # under xdist: while the workers shut down
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write metrics.csv and summary.json for what was evaluated, even after failures."""
+        """Write metrics.csv and summary.json for what was evaluated, even after failures.
+
+        The loss figure is drawn here if the loss checks ran and nothing drew it yet
+        (a loss-only run, an xdist worker, ``--predictions`` with ``--training-log``).
+        """
+        if self.loss_curve is not None:
+            self.loss_curve.draw_figure()
         self.write_outputs(session, exitstatus)
 
     def write_outputs(self, session: pytest.Session, exitstatus: int) -> None:

@@ -7,7 +7,9 @@ and is shared by the QC tests through the plugin's fixtures.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import contextlib
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,7 +35,7 @@ from segqc.metrics.scores import QcScores, image_mean, measure, pool
 from segqc.model_folder import ModelFolder, sha256_of
 from segqc.outputs import OutputError, write_label_image
 from segqc.pairing import QcPair
-from segqc.prediction import ImageInputError, ModelLoadError, Predictor
+from segqc.prediction import ImageInputError, ModelLoadError, PredictionResult, Predictor
 from segqc.thresholds import LoadedThresholds
 
 __all__ = ["DatasetOutcome", "ImageOutcome", "QcRun"]
@@ -63,6 +65,26 @@ class ImageOutcome:
     objects: ObjectMatches | None = None  # per-object matches, for the size-bin subgroups
     curve: tuple[MatchingStats, ...] | None = None
     visual_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class _Predicted:
+    """An image between the two stages of its evaluation."""
+
+    target: np.ndarray
+    result: PredictionResult
+
+
+#: What makes one image fail without stopping the run; the message goes in the outcome.
+_IMAGE_ERRORS = (ImageReadError, LabelImageError, ImageInputError, ModelLoadError, OutputError)
+
+
+@contextlib.contextmanager
+def _image_errors(outcome: ImageOutcome) -> Iterator[None]:
+    try:
+        yield
+    except _IMAGE_ERRORS as exc:
+        outcome.error = str(exc)
 
 
 @dataclass(frozen=True)
@@ -145,15 +167,62 @@ class QcRun:
         self._outcomes.setdefault(outcome.pair.name, outcome)
 
     def evaluate_all(
-        self, *, on_image: Callable[[ImageOutcome, int, int], None] | None = None
+        self,
+        *,
+        on_image: Callable[[ImageOutcome, int, int], None] | None = None,
+        background: Sequence[Callable[[], None]] = (),
     ) -> list[ImageOutcome]:
-        """Evaluate every pending pair, calling ``on_image(outcome, done, total)`` after each."""
-        total = len(self.pairs)
-        for pair in self.pending():
-            outcome = self.evaluate(pair)
-            if on_image is not None:
-                on_image(outcome, len(self._outcomes), total)
+        """Evaluate every pending pair, calling ``on_image(outcome, done, total)`` after each.
+
+        When a model predicts, each image is measured and drawn on a second thread while
+        the model predicts the next one: TensorFlow keeps about one core busy on small
+        images (and none with a GPU), so segqc's own per-image work fits beside it. At
+        most one image is measured while the next is predicted; outcomes are recorded
+        and reported in pair order, and an interrupted run keeps every image finished.
+
+        Parameters
+        ----------
+        on_image : callable, optional
+            Called on this thread after each image, in pair order.
+        background : sequence of callables
+            Other work for that second thread (e.g. drawing the loss figure), started
+            once the model has loaded, when TensorFlow no longer holds Python's
+            interpreter lock; they must not raise. Not run without a model (the caller
+            runs them itself later).
+        """
+        pending = self.pending()
+        if not self.predictor.needs_source_image or len(pending) < 2:
+            for pair in pending:
+                self._finished(self.evaluate(pair), on_image)
+            return self.outcomes
+        from concurrent.futures import Future, ThreadPoolExecutor
+
+        in_flight: Future[ImageOutcome] | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="segqc-measure") as pool:
+            try:
+                for index, pair in enumerate(pending):
+                    outcome, predicted = self._predicted(pair)
+                    if index == 0:
+                        for job in background:
+                            pool.submit(job)
+                    if in_flight is not None:
+                        self._finished(in_flight.result(), on_image)
+                        in_flight = None
+                    if predicted is None:  # not predicted: nothing left to measure
+                        self._finished(self._judged(outcome), on_image)
+                    else:
+                        in_flight = pool.submit(self._measured, outcome, predicted)
+            finally:  # also on Ctrl-C: keep the image being measured
+                if in_flight is not None:
+                    self._finished(in_flight.result(), on_image)
         return self.outcomes
+
+    def _finished(
+        self, outcome: ImageOutcome, on_image: Callable[[ImageOutcome, int, int], None] | None
+    ) -> None:
+        self._outcomes.setdefault(outcome.pair.name, outcome)
+        if on_image is not None:
+            on_image(outcome, len(self._outcomes), len(self.pairs))
 
     def dataset(self) -> DatasetOutcome:
         """Pool the evaluated images and judge the aggregate and image-mean limits."""
@@ -176,31 +245,40 @@ class QcRun:
         )
 
     def _evaluate(self, pair: QcPair) -> ImageOutcome:
-        import time
+        outcome, predicted = self._predicted(pair)
+        if predicted is None:
+            return self._judged(outcome)
+        return self._measured(outcome, predicted)
 
+    def _predicted(self, pair: QcPair) -> tuple[ImageOutcome, _Predicted | None]:
+        """First stage: read the ground truth and predict (None: an error, in the outcome)."""
         started = time.perf_counter()
         outcome = ImageOutcome(pair)
-        try:
-            self._measure_into(outcome)
-        except (
-            ImageReadError,
-            LabelImageError,
-            ImageInputError,
-            ModelLoadError,
-            OutputError,
-        ) as exc:
-            outcome.error = str(exc)
+        predicted = None
+        with _image_errors(outcome):
+            predicted = self._predict(outcome)
         outcome.seconds = time.perf_counter() - started
+        return outcome, predicted
+
+    def _measured(self, outcome: ImageOutcome, predicted: _Predicted) -> ImageOutcome:
+        """Second stage: check, store, measure and draw the prediction, then judge."""
+        started = time.perf_counter()
+        with _image_errors(outcome):
+            self._measure_into(outcome, predicted)
+        outcome.seconds += time.perf_counter() - started
+        return self._judged(outcome)
+
+    def _judged(self, outcome: ImageOutcome) -> ImageOutcome:
         if outcome.scores is not None:
             outcome.verdicts = judge(
                 outcome.scores.values(),
                 self.thresholds.thresholds.limits("per_image"),
                 scope="per_image",
-                subject=pair.name,
+                subject=outcome.pair.name,
             )
         return outcome
 
-    def _measure_into(self, outcome: ImageOutcome) -> None:
+    def _predict(self, outcome: ImageOutcome) -> _Predicted:
         pair = outcome.pair
         target = _checked_labels(read_tiff(pair.target), pair.target, "ground truth", outcome)
         image = None
@@ -229,6 +307,10 @@ class QcRun:
                 f"{pair.source or pair.name}: prediction failed ({type(exc).__name__}: "
                 f"{str(exc).splitlines()[0] if str(exc) else 'no message'})"
             ) from exc
+        return _Predicted(target, result)
+
+    def _measure_into(self, outcome: ImageOutcome, stage: _Predicted) -> None:
+        pair, target, result = outcome.pair, stage.target, stage.result
         predicted = _checked_labels(result.labels, result.path or pair.name, "prediction", outcome)
         if predicted.shape != target.shape:
             raise LabelImageError(
