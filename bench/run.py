@@ -44,9 +44,10 @@ PYTHON = sys.executable
 #: reference, and the median run is reported: single runs on 2 cores vary by ~5%.
 REPEATS = 3
 # the checkout's segqc, also in pytest subprocesses and xdist workers; bytecode and
-# pytest's assertion-rewrite caches are written as in any user's install (see warm_up)
+# pytest's assertion-rewrite caches are written as in any user's install (see warm_up),
+# even where the shell sets PYTHONDONTWRITEBYTECODE (as this project's sandbox does)
 ENV = {
-    **os.environ,
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
     "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")])),
     "TF_CPP_MIN_LOG_LEVEL": "2",
 }
