@@ -148,6 +148,8 @@ def test_second_run_draws_nothing_and_shows_the_same_pictures(pytester, make_qc,
     pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert not drawn.exists(), drawn.read_text()
     assert report_pictures(pytester) == first
+    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
+    assert "none: every prediction came from the prediction cache" in html  # the device
 
     # A changed ground truth is a changed picture (and curve): drawn again, that one only.
     target = tifffile.imread(qc.target / "img01.tif")

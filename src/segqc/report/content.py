@@ -160,6 +160,17 @@ def verdict_counts(summary: Mapping[str, Any], statuses: Mapping[str, str]) -> d
     return counts
 
 
+def _device_text(summary: Mapping[str, Any]) -> str:
+    """The device that predicted, or why none did (TensorFlow is loaded only to predict)."""
+    device = summary["predictor"].get("device")
+    if device:
+        return str(device)
+    evaluated = [i for i in summary.get("images") or [] if i.get("status") == "evaluated"]
+    if evaluated and all(i.get("cached") for i in evaluated):
+        return "none: every prediction came from the prediction cache"
+    return "none: the model predicted no image"
+
+
 def header_rows(summary: Mapping[str, Any]) -> list[HeaderRow]:
     """What was tested, with what, and how: model, weights, settings, data, versions."""
     predictor = summary["predictor"]
@@ -179,7 +190,7 @@ def header_rows(summary: Mapping[str, Any]) -> list[HeaderRow]:
                 f"nms_thresh = {predictor['nms_thresh']:g}",
                 extra=f"from {predictor['thresholds_source']}",
             ),
-            HeaderRow("device", "Device", str(predictor.get("device") or "not used yet")),
+            HeaderRow("device", "Device", _device_text(summary)),
         ]
     else:
         rows.append(
