@@ -184,3 +184,22 @@ def test_a_loss_figure_that_cannot_be_drawn_is_an_error_in_the_summary(tmp_path,
     record = run.summary()
     assert record["figure"] is None
     assert record["figure_error"].endswith("could not be drawn (ValueError: no renderer)")
+
+
+def test_a_bug_while_measuring_surfaces_and_keeps_earlier_images(make_qc, tmp_path, monkeypatch):
+    qc = make_qc(4)
+    original = segqc.session.measure
+
+    def buggy(target, predicted, **kwargs):
+        if buggy.calls == 1:  # the second image measured
+            buggy.calls += 1
+            raise RuntimeError("a bug in segqc")
+        buggy.calls += 1
+        return original(target, predicted, **kwargs)
+
+    buggy.calls = 0
+    monkeypatch.setattr(segqc.session, "measure", buggy)
+    run = qc_run(qc, ModelStandIn(qc.predictions, []), tmp_path)
+    with pytest.raises(RuntimeError, match="a bug in segqc"):
+        run.evaluate_all()
+    assert [o.pair.name for o in run.outcomes] == ["img00.tif"]

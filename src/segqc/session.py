@@ -206,15 +206,16 @@ class QcRun:
                         for job in background:
                             pool.submit(job)
                     if in_flight is not None:
-                        self._finished(in_flight.result(), on_image)
-                        in_flight = None
+                        done, in_flight = in_flight, None
+                        self._finished(done.result(), on_image)
                     if predicted is None:  # not predicted: nothing left to measure
                         self._finished(self._judged(outcome), on_image)
                     else:
                         in_flight = pool.submit(self._measured, outcome, predicted)
             finally:  # also on Ctrl-C: keep the image being measured
                 if in_flight is not None:
-                    self._finished(in_flight.result(), on_image)
+                    done, in_flight = in_flight, None
+                    self._finished(done.result(), on_image)
         return self.outcomes
 
     def _finished(
