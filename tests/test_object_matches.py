@@ -1,5 +1,7 @@
 """Per-object matches: hand-computed cases and stardist's ``report_matches`` as reference."""
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -7,7 +9,7 @@ from hypothesis import strategies as st
 from stardist.matching import matching
 
 from segqc.metrics.matching import match_labels
-from segqc.metrics.object_matches import match_objects
+from segqc.metrics.object_matches import ObjectMatches, match_objects
 
 
 def test_hand_computed_pairs_areas_and_ious():
@@ -89,3 +91,37 @@ def test_conflicting_pairs_are_solved_like_stardist():
     m = match_objects(y_true, y_pred, iou_threshold=0.3)
     assert (1, int(m.matched_pred[0])) == reference.matched_pairs[tp_index]
     assert m.matched_iou.tolist() == [0.5, 0.0]
+
+
+@pytest.mark.parametrize("n", [0, 1, 1500])
+def test_object_matches_round_trip_through_json(n):
+    rng = np.random.default_rng(n)
+    matches = ObjectMatches(
+        0.5,
+        np.sort(rng.choice(2**40, size=n, replace=False)).astype(np.int64),
+        rng.integers(1, 10**6, size=n).astype(">i8"),  # any byte order in, native out
+        rng.random(n).astype(np.float32),
+        rng.integers(0, 2**40, size=n).astype(np.int64),
+    )
+    back = ObjectMatches.from_dict(json.loads(json.dumps(matches.to_dict())))
+    assert back == matches
+    assert back.true_areas.dtype == np.dtype(np.int64) and back.matched_iou.dtype == np.float32
+    back.matched_iou[:] = 0  # writable, like arrays computed in-process
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda d: d.pop("matched_pred"),
+        lambda d: d.update(true_areas="not base64!"),
+        lambda d: d.update(matched_iou=d["matched_iou"][:4]),  # fewer objects than labels
+    ],
+    ids=["missing", "not-base64", "short"],
+)
+def test_damaged_object_matches_are_refused(damage):
+    data = ObjectMatches(
+        0.5, np.arange(1, 4), np.array([5, 6, 7]), np.ones(3, np.float32), np.arange(1, 4)
+    ).to_dict()
+    damage(data)
+    with pytest.raises((KeyError, ValueError)):
+        ObjectMatches.from_dict(data)
