@@ -6,12 +6,13 @@ and where) sees ``qc-output/report.html`` as if ``--html`` had been given, in
 self-contained mode. A user's own ``--html`` wins. Only the controller registers it
 (``not hasattr(config, "workerinput")``), like pytest-html, so pytest-xdist works.
 
-The sections are rendered at the end of the session, in pytest-html's
-``pytest_html_results_summary`` hook (called from its ``pytest_sessionfinish``, after
-segqc has built ``summary.json``), so the report is written after failures, errors and
-Ctrl-C alike, showing what was evaluated. The image panels go into the page as
-placeholders, and are put into the file pytest-html wrote at the end of
-``pytest_sessionfinish``, one image at a time (:mod:`segqc.report.inline`).
+The sections are rendered at the end of the session, first thing in
+``pytest_sessionfinish`` (after writing ``summary.json``), and placed by pytest-html's
+``pytest_html_results_summary`` hook, which its own ``pytest_sessionfinish`` calls; so
+the report is written after failures, errors and Ctrl-C alike, showing what was
+evaluated. The image panels go into the page as placeholders and are put into the file
+pytest-html wrote, one image at a time, when every ``pytest_sessionfinish`` has run
+(:mod:`segqc.report.inline`).
 """
 
 from __future__ import annotations
