@@ -102,3 +102,24 @@ def test_pytest_html_renders_the_page_without_the_panels(pytester, make_qc):
     html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
     assert "segqc-deferred-" not in html
     assert html.count('src="data:image/') == 13
+
+
+def test_sections_are_rendered_before_the_other_sessionfinish_hooks(pytester, make_qc):
+    """Rendered in a ``tryfirst`` ``pytest_sessionfinish``: under pytest-xdist, that work
+    overlaps the controller's wait for its workers to exit (a ``trylast`` hook)."""
+    pytester.makeconftest(
+        """
+        import pathlib
+
+        def pytest_sessionfinish(session):
+            plugin = session.config.pluginmanager.get_plugin("segqc-report")
+            rendered = plugin.fragment is not None and "segqc-deferred-" in plugin.fragment
+            pathlib.Path("rendered.txt").write_text(str(rendered))
+        """
+    )
+    qc = make_qc(2, root=pytester.path / "qc")
+    result = pytester.runpytest(
+        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert (pytester.path / "rendered.txt").read_text() == "True"

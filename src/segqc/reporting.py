@@ -88,21 +88,19 @@ class QcSessionPlugin:
 
     @pytest.hookimpl(tryfirst=True)  # under xdist: while the workers shut down
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        """Write metrics.csv and summary.json for what was evaluated, even after failures.
-
-        The loss figure is drawn here if the loss checks ran and nothing drew it yet
-        (a loss-only run, an xdist worker, ``--predictions`` with ``--training-log``).
-        """
-        if self.loss_curve is not None:
-            self.loss_curve.draw_figure()
+        """Write metrics.csv and summary.json for what was evaluated, even after failures."""
         self.write_outputs(session, exitstatus)
 
     def write_outputs(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the summary and write metrics.csv and summary.json, once per session.
 
-        Called from ``pytest_sessionfinish``, and earlier by the report when it renders
-        its sections.
+        The loss figure is drawn first if the loss checks ran and nothing drew it yet
+        (a loss-only run, an xdist worker, ``--predictions`` with ``--training-log``).
+        Called from ``pytest_sessionfinish``, and by the report when it renders its
+        sections, which may come first.
         """
+        if self.loss_curve is not None:
+            self.loss_curve.draw_figure()
         if self.is_worker or not self.run.outcomes or self._outputs_written:
             return
         self._outputs_written = True

@@ -87,8 +87,10 @@ class QcReportPlugin:
         tested = run.model_folder.name if run.model_folder else "predictions"
         report.title = f"segqc QC report: {tested}"
 
+    # pytest registers only attributes named ``pytest_*`` as hooks; ``specname`` lets this
+    # second ``pytest_sessionfinish`` of the class live beside the wrapper below.
     @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-    def render_early(self, session: pytest.Session, exitstatus: int) -> None:
+    def pytest_sessionfinish_render(self, session: pytest.Session, exitstatus: int) -> None:
         """Render the QC sections as soon as the session ends.
 
         ``tryfirst``: before pytest-xdist's ``pytest_sessionfinish`` waits for its
@@ -104,7 +106,7 @@ class QcReportPlugin:
     ) -> None:
         """Put the QC report above pytest-html's own summary and results table."""
         fragment = self.fragment
-        if fragment is None:  # pytest_sessionfinish did not reach render_early
+        if fragment is None:  # a hook before ours raised
             fragment = self._render_or_explain(int(session.exitstatus))
         prefix.append(fragment)
 
