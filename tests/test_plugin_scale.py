@@ -408,3 +408,27 @@ def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester
     assert all(i["cached"] for i in second["images"])
     assert [i["metrics"] for i in second["images"]] == [i["metrics"] for i in first["images"]]
     assert [i["n_tiles"] for i in second["images"]] == [i["n_tiles"] for i in first["images"]]
+
+
+def test_xdist_workers_exit_without_collecting_their_garbage(pytester, make_qc, worker_path):
+    """Workers freeze the garbage collector once their session is over: the controller
+    waits for them to exit, and Python's finalising collections cost ~0.15 s."""
+    pytester.makeconftest(
+        """
+        import atexit, gc, os, pathlib
+
+        def pytest_configure(config):
+            worker = os.environ.get("PYTEST_XDIST_WORKER")
+            if worker:
+                path = pathlib.Path(f"frozen-{worker}.txt")
+                atexit.register(lambda: path.write_text(str(gc.get_freeze_count())))
+        """
+    )
+    qc = make_qc(2, root=pytester.path / "qc")
+    result = pytester.runpytest(
+        *QC, "-n", "2", "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+    )
+    assert result.ret == pytest.ExitCode.OK
+    counts = [int(p.read_text()) for p in sorted(pytester.path.glob("frozen-gw*.txt"))]
+    assert len(counts) == 2 and min(counts) > 1000
+    assert gc.get_freeze_count() == 0  # this process (the controller) is left as it was
