@@ -199,7 +199,8 @@ def _community_replicates(
 
 
 def _replicates(scores: Sequence[QcScores], weights: np.ndarray) -> dict[str, dict[str, Any]]:
-    values = np.array([[s.values()[k] for k in METRIC_KEYS] for s in scores], dtype=np.float64)
+    per_image = [s.values() for s in scores]  # a dict of every metric: build each once
+    values = np.array([[v[k] for k in METRIC_KEYS] for v in per_image], dtype=np.float64)
     pooled = pooled_replicates(scores, weights)
     means = (weights @ values) / len(scores)
     return {
