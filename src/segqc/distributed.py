@@ -131,9 +131,9 @@ class SharedEvaluator:
 
     def evaluate(self, pair: QcPair) -> ImageOutcome:
         """The outcome of ``pair``: already here, in the spool, or evaluated now."""
-        known = {o.pair.name: o for o in self.run.outcomes}
-        if pair.name in known:
-            return known[pair.name]
+        known = self.run.outcome_of(pair.name)
+        if known is not None:
+            return known
         spooled = self._from_spool(pair)
         if spooled is not None:
             self.run.record(spooled)

@@ -147,6 +147,10 @@ class QcRun:
         """Outcomes evaluated so far, in pair order."""
         return [self._outcomes[p.name] for p in self.pairs if p.name in self._outcomes]
 
+    def outcome_of(self, name: str) -> ImageOutcome | None:
+        """The outcome of the pair named ``name``, or None if it is not evaluated yet."""
+        return self._outcomes.get(name)
+
     @property
     def complete(self) -> bool:
         """Whether every pair has been evaluated."""
