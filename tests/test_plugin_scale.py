@@ -432,3 +432,29 @@ def test_xdist_workers_exit_without_collecting_their_garbage(pytester, make_qc, 
     counts = [int(p.read_text()) for p in sorted(pytester.path.glob("frozen-gw*.txt"))]
     assert len(counts) == 2 and min(counts) > 1000
     assert gc.get_freeze_count() == 0  # this process (the controller) is left as it was
+
+
+@pytest.mark.parametrize(("workers", "imported"), [("1", True), ("0", False)])
+def test_xdist_controller_imports_the_drawing_library_while_workers_test(
+    pytester, make_qc, worker_path, workers, imported
+):
+    """The controller runs no test; it imports matplotlib's figure module before the
+    session ends (a new process, so nothing else imported it)."""
+    pytester.makeconftest(
+        """
+        import os, pathlib, sys, pytest
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_sessionfinish(session):  # before every other sessionfinish (the report's)
+            if "PYTEST_XDIST_WORKER" not in os.environ:
+                loaded = "matplotlib.figure" in sys.modules
+                pathlib.Path("loaded.txt").write_text(str(loaded))
+            return (yield)
+        """
+    )
+    qc = make_qc(2, root=pytester.path / "qc")
+    result = pytester.runpytest_subprocess(
+        *QC, "-n", workers, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert (pytester.path / "loaded.txt").read_text() == str(imported)

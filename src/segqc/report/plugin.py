@@ -13,6 +13,10 @@ the report is written after failures, errors and Ctrl-C alike, showing what was
 evaluated. The image panels go into the page as placeholders and are put into the file
 pytest-html wrote, one image at a time, when every ``pytest_sessionfinish`` has run
 (:mod:`segqc.report.inline`).
+
+Under pytest-xdist the controller runs no test, so it imports the report's drawing
+library (matplotlib, ~0.15 s) on a thread while the workers test, rather than at the
+end of the run, when everyone waits for the report.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+import threading
 import traceback
 from importlib import resources
 from pathlib import Path
@@ -79,6 +84,13 @@ class QcReportPlugin:
         self.report_path = report_path
         self.deferred = DeferredImages()
         self.fragment: str | None = None
+        self.warm_up: threading.Thread | None = None
+
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Under pytest-xdist, import the drawing library while the workers test."""
+        if session.config.pluginmanager.has_plugin("dsession"):
+            self.warm_up = threading.Thread(target=_import_drawing, name="segqc-warm-up")
+            self.warm_up.start()
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
@@ -139,6 +151,8 @@ class QcReportPlugin:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Remove the visuals folder and unregister (matters for in-process pytester runs)."""
+        if self.warm_up is not None:
+            self.warm_up.join()
         run = self.session_plugin.run
         if run.visuals_dir is not None:
             shutil.rmtree(run.visuals_dir, ignore_errors=True)
@@ -149,4 +163,15 @@ class QcReportPlugin:
         """The QC report sections as HTML (rendered from templates, autoescaped)."""
         from segqc.report.render import render_report
 
+        if self.warm_up is not None:
+            self.warm_up.join()
         return render_report(self.session_plugin, exitstatus=exitstatus, deferred=self.deferred)
+
+
+def _import_drawing() -> None:
+    """Import what :func:`segqc.report.figures.accuracy_figure` draws with."""
+    try:
+        import matplotlib.backends.backend_agg  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except Exception:  # noqa: S110 - drawing the figure later says what is wrong
+        pass
