@@ -288,6 +288,8 @@ class XdistBridge:
         garbage collections over every object the session built (~0.15 s after 150
         images of 1024², each time the suite runs under xdist); frozen objects are
         left out of them, and the operating system frees the memory all the same.
+        Objects in reference cycles are then not finalised at exit; by now the worker
+        has written and closed every file it wrote (outcomes, visuals).
         """
         if self.evaluator is not None:
             gc.freeze()
