@@ -46,7 +46,15 @@ def fake_predict(self, pair, image):
         handle.write(pair.name + "\\n")
     return PredictionResult(labels=label(image > 300).astype(np.int32), n_tiles=(1, 1))
 
-StarDistPredictor.predict = fake_predict
+real_predict = StarDistPredictor.predict
+undo = [lambda: setattr(StarDistPredictor, "predict", real_predict)]
+
+def pytest_configure(config):
+    StarDistPredictor.predict = fake_predict
+
+def pytest_unconfigure(config):  # in-process runs share segqc with the tests after them
+    for step in undo:
+        step()
 """
 
 
@@ -102,13 +110,12 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
     assert [i["cached"] for i in summary(pytester)["images"]] == [False] * 3
 
 
-COUNT_DRAWING = """
+COUNT_DRAWING = """  # after FAKE_PREDICT, whose pytest_unconfigure runs ``undo``
 import segqc.report.render as render
 import segqc.report.visuals as visuals
 
 def counted(module, name, what):
     original = getattr(module, name)
-    setattr(module, "_uncounted_" + name, original)
 
     def drawing(*args, **kwargs):
         with open("draw_calls.txt", "a") as handle:
@@ -117,13 +124,13 @@ def counted(module, name, what):
 
     setattr(module, name, drawing)
 
+    def uncounted():  # the modules may outlive this run
+        setattr(module, name, original)
+
+    undo.append(uncounted)
+
 counted(visuals, "draw_visual", "panels")
 counted(render, "accuracy_figure", "accuracy")
-
-def pytest_unconfigure(config):  # the modules may outlive this run: undo the counting
-    for module, name in ((visuals, "draw_visual"), (render, "accuracy_figure")):
-        setattr(module, name, getattr(module, "_uncounted_" + name))
-        delattr(module, "_uncounted_" + name)
 """
 
 
@@ -415,12 +422,11 @@ def test_xdist_workers_exit_without_collecting_their_garbage(pytester, make_qc, 
     waits for them to exit, and Python's finalising collections cost ~0.15 s."""
     pytester.makeconftest(
         """
-        import atexit, gc, os, pathlib
+        import atexit, gc, pathlib
 
         def pytest_configure(config):
-            worker = os.environ.get("PYTEST_XDIST_WORKER")
-            if worker:
-                path = pathlib.Path(f"frozen-{worker}.txt")
+            if hasattr(config, "workerinput"):  # a worker
+                path = pathlib.Path(f"frozen-{config.workerinput['workerid']}.txt")
                 atexit.register(lambda: path.write_text(str(gc.get_freeze_count())))
         """
     )
@@ -442,11 +448,11 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
     session ends (a new process, so nothing else imported it)."""
     pytester.makeconftest(
         """
-        import os, pathlib, sys, pytest
+        import pathlib, sys, pytest
 
         @pytest.hookimpl(wrapper=True)
         def pytest_sessionfinish(session):  # before every other sessionfinish (the report's)
-            if "PYTEST_XDIST_WORKER" not in os.environ:
+            if not hasattr(session.config, "workerinput"):  # the controller
                 loaded = "matplotlib.figure" in sys.modules
                 pathlib.Path("loaded.txt").write_text(str(loaded))
             return (yield)
