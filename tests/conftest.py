@@ -13,9 +13,12 @@ from pathlib import Path
 # Imported here, before any pytester snapshot of sys.modules: in-process pytester runs
 # drop the modules a run imported, and a matplotlib half re-imported mixes classes from
 # two module instances ("Invalid arguments to set_clip_path"), while numpy.fft (pulled
-# in by scipy.fft and skimage.segmentation) cannot be loaded twice at all.
+# in by scipy.fft and skimage.segmentation) cannot be loaded twice at all. numba (used
+# by stardist) imports its type registries on its first compilation and cannot register
+# them twice, so it compiles once here.
 import matplotlib.backends.backend_agg
 import matplotlib.figure  # noqa: F401
+import numba
 import numpy as np
 import numpy.fft
 import pytest
@@ -24,6 +27,8 @@ import skimage.segmentation
 import skimage.transform  # noqa: F401
 import tifffile
 from skimage.draw import disk
+
+numba.njit(lambda x: x + 1)(1)
 
 pytest_plugins = ["pytester"]
 
