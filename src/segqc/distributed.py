@@ -22,7 +22,6 @@ every image up front, as before.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import json
 import shutil
@@ -279,17 +278,3 @@ class XdistBridge:
         if self.spool is not None:
             shutil.rmtree(self.spool, ignore_errors=True)
             self.spool = None
-
-    @pytest.hookimpl(trylast=True)
-    def pytest_unconfigure(self) -> None:
-        """Worker: make the exit that follows quick; the controller waits for it.
-
-        A worker process only exits after this. Python's finalisation runs full
-        garbage collections over every object the session built (~0.15 s after 150
-        images of 1024², each time the suite runs under xdist); frozen objects are
-        left out of them, and the operating system frees the memory all the same.
-        Objects in reference cycles are then not finalised at exit; by now the worker
-        has written and closed every file it wrote (outcomes, visuals).
-        """
-        if self.evaluator is not None:
-            gc.freeze()

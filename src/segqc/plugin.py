@@ -29,6 +29,7 @@ from segqc.prediction import (
     resolve_parameters,
     select_device,
 )
+from segqc.quick_exit import freeze_heap_at_exit
 from segqc.report import enable_html_report
 from segqc.reporting import QcSessionPlugin
 from segqc.session import DatasetOutcome, ImageOutcome, QcRun
@@ -293,6 +294,7 @@ def pytest_configure(config: pytest.Config) -> None:
         bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
         config.pluginmanager.register(bridge, "segqc-xdist")
         enable_html_report(config, session_plugin)
+        freeze_heap_at_exit()
         # The metrics are meant for the JUnit XML: pytest still writes record_property
         # values with its default junit_family (xunit2), it only warns on every test.
         config.addinivalue_line(
