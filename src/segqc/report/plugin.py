@@ -93,6 +93,13 @@ class QcReportPlugin:
             self.warm_up = threading.Thread(target=_import_drawing, name="segqc-warm-up")
             self.warm_up.start()
 
+    def _wait_for_warm_up(self) -> None:
+        """Let the warm-up import finish first: two threads importing one package can
+        meet a partly initialised module."""
+        if self.warm_up is not None:
+            self.warm_up.join()
+            self.warm_up = None
+
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
         """Title the page after the model (or predictions folder) under test."""
@@ -110,6 +117,7 @@ class QcReportPlugin:
         workers to exit, so that wait and the rendering overlap; pytest-html's own
         ``pytest_sessionfinish`` (``trylast``) then only places the fragment.
         """
+        self._wait_for_warm_up()  # before the loss figure, which imports matplotlib too
         self.session_plugin.write_outputs(session, exitstatus)
         self.fragment = self._render_or_explain(int(session.exitstatus))
 
@@ -119,7 +127,7 @@ class QcReportPlugin:
     ) -> None:
         """Put the QC report above pytest-html's own summary and results table."""
         fragment = self.fragment
-        if fragment is None:  # a hook before ours raised
+        if fragment is None:  # not rendered at sessionfinish: called by someone else
             fragment = self._render_or_explain(int(session.exitstatus))
         prefix.append(fragment)
 
@@ -152,8 +160,7 @@ class QcReportPlugin:
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         """Remove the visuals folder and unregister (matters for in-process pytester runs)."""
-        if self.warm_up is not None:
-            self.warm_up.join()
+        self._wait_for_warm_up()
         run = self.session_plugin.run
         if run.visuals_dir is not None:
             shutil.rmtree(run.visuals_dir, ignore_errors=True)
@@ -164,8 +171,7 @@ class QcReportPlugin:
         """The QC report sections as HTML (rendered from templates, autoescaped)."""
         from segqc.report.render import render_report
 
-        if self.warm_up is not None:
-            self.warm_up.join()
+        self._wait_for_warm_up()
         return render_report(self.session_plugin, exitstatus=exitstatus, deferred=self.deferred)
 
 
