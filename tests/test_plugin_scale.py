@@ -417,7 +417,9 @@ def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester
     assert [i["n_tiles"] for i in second["images"]] == [i["n_tiles"] for i in first["images"]]
 
 
-def test_qc_processes_exit_without_collecting_their_garbage(pytester, make_qc, worker_path):
+def test_qc_processes_exit_without_collecting_their_garbage(
+    pytester, make_qc, worker_path, monkeypatch
+):
     """Every QC process (controller and xdist workers) freezes the garbage collector at
     interpreter exit: Python's final collections cost ~1 s once TensorFlow is loaded.
     An in-process run leaves the collector of its process as it was."""
@@ -425,17 +427,19 @@ def test_qc_processes_exit_without_collecting_their_garbage(pytester, make_qc, w
         """
         import atexit, gc, os, pathlib
 
-        # Registered before segqc's handler (at configure), so it runs after it.
-        path = pathlib.Path(f"exit-{os.getpid()}.txt")
-        atexit.register(lambda: path.write_text(str(gc.get_freeze_count())))
+        if os.environ.get("EXIT_PROBE"):  # registered before segqc's handler: runs after
+            path = pathlib.Path(f"exit-{os.getpid()}.txt").resolve()
+            atexit.register(lambda: path.write_text(str(gc.get_freeze_count())))
         """
     )
     qc = make_qc(2, root=pytester.path / "qc")
     args = (*QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target))
+    monkeypatch.setenv("EXIT_PROBE", "1")
     assert pytester.runpytest_subprocess(*args, "-n", "1").ret == pytest.ExitCode.OK
     counts = [int(p.read_text()) for p in pytester.path.glob("exit-*.txt")]
     assert len(counts) == 2 and min(counts) > 1000  # the controller and its worker
 
+    monkeypatch.delenv("EXIT_PROBE")
     assert pytester.runpytest(*args).ret == pytest.ExitCode.OK  # in this process
     assert gc.get_freeze_count() == 0
 
