@@ -449,14 +449,27 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
     pytester, make_qc, worker_path, workers, imported
 ):
     """The controller runs no test; it imports matplotlib's figure module before the
-    session ends (a new process, so nothing else imported it)."""
+    session ends (a new process, so nothing else imported it), but only once the workers
+    run: meanwhile it would slow the controller starting them."""
     pytester.makeconftest(
         """
-        import pathlib, sys, pytest
+        import pathlib, sys, threading, pytest
+
+        def warming_up():
+            return [t for t in threading.enumerate() if t.name == "segqc-warm-up"]
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_sessionstart(session):  # xdist starts its workers here: not meanwhile
+            result = yield
+            if not hasattr(session.config, "workerinput"):  # the controller
+                pathlib.Path("at-start.txt").write_text(str("matplotlib" in sys.modules))
+            return result
 
         @pytest.hookimpl(wrapper=True)
         def pytest_sessionfinish(session):  # before every other sessionfinish (the report's)
             if not hasattr(session.config, "workerinput"):  # the controller
+                for thread in warming_up():
+                    thread.join()
                 loaded = "matplotlib.figure" in sys.modules
                 pathlib.Path("loaded.txt").write_text(str(loaded))
             return (yield)
@@ -468,3 +481,4 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
     )
     assert result.ret == pytest.ExitCode.OK
     assert (pytester.path / "loaded.txt").read_text() == str(imported)
+    assert (pytester.path / "at-start.txt").read_text() == "False"

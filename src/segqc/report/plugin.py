@@ -14,9 +14,9 @@ evaluated. The image panels go into the page as placeholders and are put into th
 pytest-html wrote, one image at a time, when every ``pytest_sessionfinish`` has run
 (:mod:`segqc.report.inline`).
 
-Under pytest-xdist the controller runs no test, so it imports the report's drawing
-library (matplotlib, ~0.15 s) on a thread while the workers test, rather than at the
-end of the run, when everyone waits for the report.
+Under pytest-xdist the controller runs no test, so once the workers report it imports
+the report's drawing library (matplotlib, ~0.15 s) on a thread, rather than at the end
+of the run, when everyone waits for the report.
 """
 
 from __future__ import annotations
@@ -86,10 +86,21 @@ class QcReportPlugin:
         self.deferred = DeferredImages()
         self.fragment: str | None = None
         self.warm_up: threading.Thread | None = None
+        self._warm_up_pending = False
 
     def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Under pytest-xdist, import the drawing library while the workers test."""
-        if session.config.pluginmanager.has_plugin("dsession"):
+        """Under pytest-xdist, warm up once the first worker reports (see below)."""
+        self._warm_up_pending = session.config.pluginmanager.has_plugin("dsession")
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """Under pytest-xdist, import the drawing library while the workers test.
+
+        Not earlier: the controller starts its workers one after the other, and a
+        thread importing matplotlib meanwhile holds the interpreter lock that work needs
+        (the second worker started ~0.15 s later).
+        """
+        if self._warm_up_pending:
+            self._warm_up_pending = False
             self.warm_up = threading.Thread(target=_import_drawing, name="segqc-warm-up")
             self.warm_up.start()
 
