@@ -42,6 +42,7 @@ from skimage.measure import label
 from segqc.prediction import PredictionResult, StarDistPredictor
 
 def fake_predict(self, pair, image):
+    self.device_name = "CPU (fake)"
     with open("predict_calls.txt", "a") as handle:
         handle.write(pair.name + "\\n")
     return PredictionResult(labels=label(image > 300).astype(np.int32), n_tiles=(1, 1))
@@ -276,6 +277,10 @@ def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model,
             "--qc-target", str(qc.target))  # fmt: skip
     pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
     assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
+    # only the workers load the model: the device they predicted on reaches the controller
+    assert summary(pytester)["predictor"]["device"] == "CPU (fake)"
+    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
+    assert "CPU (fake)" in html
     pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
     document = summary(pytester)
     assert [i["cached"] for i in document["images"]] == [True] * 4

@@ -54,6 +54,7 @@ __all__ = [
 
 _SPOOL_KEY = "segqc_spool"
 _VISUALS_KEY = "segqc_visuals"
+_DEVICE_KEY = "segqc_device"
 REPORT_ATTRIBUTE = "segqc_outcomes"
 
 
@@ -273,8 +274,28 @@ class XdistBridge:
             if outcome is not None:
                 self.run.record(outcome)
 
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """Controller: keep the device a worker's model predicted on.
+
+        Only workers load the model, so without this summary.json and the report
+        would say that no device predicted.
+        """
+        device = (getattr(node, "workeroutput", None) or {}).get(_DEVICE_KEY)
+        # the StarDistPredictor itself, also when a CachingPredictor wraps it
+        predictor: Any = getattr(self.run.predictor, "inner", self.run.predictor)
+        if device and getattr(predictor, "device_name", "") is None:
+            predictor.device_name = str(device)
+
     def pytest_sessionfinish(self) -> None:
-        """Controller: remove the spool folder."""
+        """Worker: hand the prediction device to the controller. Controller: remove the
+        spool folder."""
+        if self.evaluator is not None:
+            device = getattr(self.run.predictor, "device_name", None)
+            output = getattr(self.config, "workeroutput", None)
+            if device and output is not None:  # xdist sends it after every sessionfinish
+                output[_DEVICE_KEY] = device
+            return
         if self.spool is not None:
             shutil.rmtree(self.spool, ignore_errors=True)
             self.spool = None
