@@ -6,6 +6,7 @@ hand (and are, in the tests that use them).
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -160,3 +161,10 @@ def tensorflow_ready(tiny_model_dir: Path) -> None:
 
     Request it as a test argument (session fixtures are set up before ``pytester``).
     """
+
+
+@pytest.fixture
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """xdist workers are new processes: make them import this checkout's segqc."""
+    parts = [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(parts))

@@ -33,7 +33,6 @@ from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
 from conftest import OPTIONAL_SKIPPED
 
-REPO = Path(__file__).resolve().parents[1]
 QC = ("--pyargs", "segqc.qc_tests")
 
 FAKE_PREDICT = """
@@ -68,13 +67,6 @@ def fake_model(pytester: pytest.Pytester) -> Path:
     (folder / "thresholds.json").write_text('{"prob": 0.5, "nms": 0.4}')
     pytester.makeconftest(FAKE_PREDICT)
     return folder
-
-
-@pytest.fixture
-def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
-    """xdist workers are new processes: make them import this checkout's segqc."""
-    parts = [str(REPO / "src"), *filter(None, [os.environ.get("PYTHONPATH")])]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(parts))
 
 
 def summary(pytester: pytest.Pytester, output: str = "qc-output") -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ __all__ = [
 
 _STATE = pytest.StashKey["ChecksState"]()
 _INACTIVE = "segqc_inactive_check"
+_ROBUSTNESS_KEY = "segqc_robustness"
 
 
 @dataclass
@@ -210,6 +212,29 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """xdist worker: hand the robustness results it computed to the controller.
+
+    They go in ``config.workeroutput``, which xdist sends once every
+    ``pytest_sessionfinish`` has run (:func:`pytest_testnodedown` receives them).
+    """
+    output = getattr(session.config, "workeroutput", None)
+    state = session.config.stash.get(_STATE, None)
+    if output is not None and state is not None and state.robustness is not None:
+        records = [dataclasses.asdict(r) for r in state.robustness.results.values()]
+        output[_ROBUSTNESS_KEY] = json.loads(json.dumps(records))  # numpy floats: plain
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """xdist controller: keep a worker's robustness results for summary.json."""
+    state = node.config.stash.get(_STATE, None)
+    records = (getattr(node, "workeroutput", None) or {}).get(_ROBUSTNESS_KEY, ())
+    if state is not None and state.robustness is not None:
+        for record in records:
+            state.robustness.record(RobustnessResult(**record))
 
 
 def _summary_section(state: ChecksState, key: str) -> Any:

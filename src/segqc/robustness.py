@@ -234,6 +234,10 @@ class RobustnessRunner:
         self.plan = plan_perturbations(settings)
         self.results: dict[tuple[str, str], RobustnessResult] = {}
 
+    def record(self, result: RobustnessResult) -> None:
+        """Keep a result computed elsewhere (an xdist worker); the first one wins."""
+        self.results.setdefault((result.perturbation, result.image), result)
+
     def evaluate(self, perturbation: Perturbation, pair: QcPair) -> RobustnessResult:
         """Result of ``perturbation`` on ``pair`` (computed on the first call)."""
         key = (perturbation.id, pair.name)
@@ -281,8 +285,17 @@ class RobustnessRunner:
         )
 
     def summary(self) -> dict[str, Any]:
-        """The ``robustness`` section of summary.json: settings, results, mean drops."""
-        results = [r.as_dict() for r in self.results.values()]
+        """The ``robustness`` section of summary.json: settings, results, mean drops.
+
+        Results are in plan order, then QC image order, however they were computed.
+        """
+        plan = {p.id: i for i, p in enumerate(self.plan)}
+        images = {p.name: i for i, p in enumerate(self.run.pairs)}
+        ordered = sorted(
+            self.results.values(),
+            key=lambda r: (plan.get(r.perturbation, len(plan)), images.get(r.image, len(images))),
+        )
+        results = [r.as_dict() for r in ordered]
         mean_drop: dict[str, dict[str, float]] = {}
         for perturbation in self.plan:
             rows = [r for r in self.results.values() if r.perturbation == perturbation.id]
