@@ -479,3 +479,26 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
     assert result.ret == pytest.ExitCode.OK
     assert (pytester.path / "loaded.txt").read_text() == str(imported)
     assert (pytester.path / "at-start.txt").read_text() == "False"
+
+
+def test_xdist_baseline_model_comparison_reaches_summary_json(
+    pytester, make_qc, fake_model, worker_path
+):
+    """With --baseline-model the workers evaluate the released model too; they hand its
+    outcomes to the controller, whose summary.json compares as a run without xdist."""
+    qc = make_qc(4, dropped=(0, 3, 0, 0), root=pytester.path / "qc")
+    released = pytester.path / "released"
+    released.mkdir()
+    for path in fake_model.iterdir():
+        (released / path.name).write_bytes(path.read_bytes())
+    args = (*QC, "--model", str(fake_model), "--baseline-model", str(released),
+            "--qc-source", str(qc.source), "--qc-target", str(qc.target))  # fmt: skip
+    tables = {}
+    for workers in ("0", "2"):
+        result = pytester.runpytest(*args, "-n", workers, "--qc-output", f"out-n{workers}")
+        assert result.ret == pytest.ExitCode.OK
+        document = json.loads((pytester.path / f"out-n{workers}" / "summary.json").read_text())
+        tables[workers] = document["regression"]
+    assert tables["2"] is not None
+    assert tables["2"] == tables["0"]
+    assert tables["2"]["aggregate"]["tp"]["old"] == 40  # the released model found all 40

@@ -48,6 +48,7 @@ __all__ = [
     "is_xdist_worker",
     "outcome_from_dict",
     "outcome_to_dict",
+    "portable_outcome",
     "received_outcome",
     "spooled_outcome",
 ]
@@ -84,6 +85,18 @@ def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
         "curve": None if outcome.curve is None else [asdict(s) for s in outcome.curve],
         "visual_file": str(outcome.visual_file) if outcome.visual_file else None,
     }
+
+
+def portable_outcome(outcome: ImageOutcome) -> dict[str, Any]:
+    """An outcome's scores, verdicts and paths as plain values, for ``workeroutput``.
+
+    Without the per-object matches and the accuracy curve (the controller compares
+    scores only), and through JSON so that no numpy scalar reaches execnet, which
+    serialises built-in types only.
+    """
+    data = {**outcome_to_dict(outcome), "objects": None, "curve": None}
+    result: dict[str, Any] = json.loads(json.dumps(data))
+    return result
 
 
 def outcome_from_dict(

@@ -29,6 +29,7 @@ from segqc.baseline import (
     read_baseline,
     write_baseline,
 )
+from segqc.distributed import outcome_from_dict, portable_outcome
 from segqc.metrics.scores import QcScores
 from segqc.model_folder import ModelFolderError, inspect_model_folder, sha256_of
 from segqc.outputs import OutputError
@@ -43,6 +44,7 @@ NO_BASELINE_REASON = "segqc: no --baseline or --baseline-model given, regression
 BASELINE_MODEL_DIR = "baseline-model"
 
 _SESSION = pytest.StashKey["RegressionSession"]()
+_BASELINE_OUTCOMES_KEY = "segqc_baseline_outcomes"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -183,8 +185,19 @@ class RegressionSession:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """Write the baseline (controller only) before the summary is written."""
-        if hasattr(session.config, "workerinput") or self.update_path is None:
+        """Write the baseline (controller only) before the summary is written.
+
+        An xdist worker instead hands the baseline model's outcomes it evaluated to the
+        controller (``config.workeroutput``, sent once every sessionfinish has run).
+        """
+        output = getattr(session.config, "workeroutput", None)
+        if output is not None:
+            if self.baseline_run is not None:
+                output[_BASELINE_OUTCOMES_KEY] = [
+                    portable_outcome(o) for o in self.baseline_run.outcomes
+                ]
+            return
+        if self.update_path is None:
             return
         if not self.run.outcomes:
             return
@@ -193,6 +206,15 @@ class RegressionSession:
             session.exitstatus == pytest.ExitCode.OK
         ):
             session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: Any, error: Any) -> None:
+        """xdist controller: keep the baseline model's outcomes a worker evaluated."""
+        if self.baseline_run is None:
+            return
+        pairs = {p.name: p for p in self.baseline_run.pairs}
+        for data in (getattr(node, "workeroutput", None) or {}).get(_BASELINE_OUTCOMES_KEY, ()):
+            self.baseline_run.record(outcome_from_dict(data, pairs=pairs))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Say what was compared, the side-by-side pooled table, and the baseline written."""
