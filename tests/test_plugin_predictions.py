@@ -8,6 +8,7 @@ mean_matched_score = 1, panoptic quality = tp / (tp + fn/2) = f1.
 
 import csv
 import json
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -254,3 +255,22 @@ def pytest_sessionfinish(session):
         "segqc.plugin" in modules and "stardist.matching" in modules
     ) or "segqc.metrics.matching" in modules
     assert not [m for m in modules if m == "tensorflow" or m.startswith(("tensorflow.", "keras"))]
+
+
+def test_plugin_modules_are_imported_by_pytest_not_before(pytester, make_qc, monkeypatch):
+    """segqc.plugin's ``pytest_plugins`` are for pytest to import (and assert-rewrite):
+    imported earlier, pytest 9.0 prints a PytestAssertRewriteWarning on every QC run."""
+    import segqc
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(segqc.__file__).parents[1]))
+    qc = make_qc(1, root=pytester.path / "qc")
+    result = pytester.runpytest_subprocess(
+        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+    )
+    assert result.ret == pytest.ExitCode.OK
+    assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()
+    probe = (
+        "import sys, segqc.plugin as p; print([m for m in p.pytest_plugins if m in sys.modules])"
+    )
+    imported = pytester.run(sys.executable, "-c", probe)
+    assert imported.ret == 0 and imported.outlines[-1] == "[]"

@@ -16,7 +16,6 @@ import pytest
 from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
 from segqc.cache import CachingPredictor, PictureCache
 from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
-from segqc.generalisation import groups_setting
 from segqc.loss_session import LossCurveRun
 from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
 from segqc.outputs import OutputError, claim_output_dir
@@ -215,6 +214,10 @@ def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
         raise pytest.UsageError(str(exc)) from None
     output_dir = _output_dir(config)
     prediction_files: dict[str, Path] | None = None
+    # Imported here: a plugin module of ``pytest_plugins`` imported before pytest
+    # registers it is not assert-rewritten, and pytest 9.0 warns about it on every run.
+    from segqc.generalisation import groups_setting
+
     subfolders = groups_setting(config) == "subfolders"
     try:
         if source_dir is not None:
