@@ -447,7 +447,8 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
 ):
     """The controller runs no test; it imports matplotlib's figure module before the
     session ends (a new process, so nothing else imported it), but only once the workers
-    run: meanwhile it would slow the controller starting them."""
+    run: meanwhile it would slow the controller starting them. The workers draw every
+    image's panels without matplotlib or scikit-image's morphology (~0.3 s each)."""
     pytester.makeconftest(
         """
         import pathlib, sys, threading, pytest
@@ -469,6 +470,9 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
                     thread.join()
                 loaded = "matplotlib.figure" in sys.modules
                 pathlib.Path("loaded.txt").write_text(str(loaded))
+            else:
+                drawing = [m for m in ("matplotlib", "skimage.morphology") if m in sys.modules]
+                pathlib.Path("worker.txt").write_text(" ".join(drawing) or "neither")
             return (yield)
         """
     )
@@ -479,6 +483,8 @@ def test_xdist_controller_imports_the_drawing_library_while_workers_test(
     assert result.ret == pytest.ExitCode.OK
     assert (pytester.path / "loaded.txt").read_text() == str(imported)
     assert (pytester.path / "at-start.txt").read_text() == "False"
+    if workers != "0":
+        assert (pytester.path / "worker.txt").read_text() == "neither"
 
 
 def test_xdist_baseline_model_comparison_reaches_summary_json(

@@ -338,5 +338,22 @@ def test_regression_and_leakage_sections_show_what_changed_and_what_leaked(
 
 
 def test_legend_gradient_is_cividis_at_tenths_of_iou():
-    expected = ["#{:02x}{:02x}{:02x}".format(*c) for c in iou_colours(np.linspace(0, 1, 11))]
-    assert list(IOU_LEGEND) == expected
+    from matplotlib import colormaps
+
+    tenths = np.round(colormaps["cividis"](np.linspace(0, 1, 11))[:, :3] * 255).astype(int)
+    assert list(IOU_LEGEND) == ["#{:02x}{:02x}{:02x}".format(*c) for c in tenths]
+
+
+def test_error_map_colours_follow_the_legend_and_stay_close_to_cividis():
+    from matplotlib import colormaps
+
+    tenths = np.linspace(0, 1, 11)
+    legend = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in IOU_LEGEND]
+    assert [tuple(c) for c in iou_colours(tenths)] == legend
+    # Halfway between two stops: the mean of the stops, as the legend's CSS draws it.
+    halfway = iou_colours(np.array([0.25]))[0].astype(int)
+    assert np.abs(halfway - (np.array(legend[2]) + legend[3]) / 2).max() <= 0.5
+    ious = np.linspace(0, 1, 1001)
+    cividis = np.round(colormaps["cividis"](ious)[:, :3] * 255)
+    assert np.abs(iou_colours(ious) - cividis).max() <= 9
+    assert tuple(iou_colours(np.array([-1.0, 2.0]))[1]) == legend[-1]  # clipped to [0, 1]
