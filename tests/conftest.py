@@ -33,6 +33,15 @@ numba.njit(lambda x: x + 1)(1)
 
 pytest_plugins = ["pytester"]
 
+
+def pytest_configure(config: pytest.Config) -> None:
+    # pytest-benchmark, where installed, warns in every pytester run with -n that it
+    # turns itself off under xdist; these tests never benchmark.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Benchmarks are automatically disabled:pytest.PytestWarning"
+    )
+
+
 REPO = Path(__file__).resolve().parents[1]
 #: QC tests that skip in a run without a training history (the five loss-curve checks)
 #: or without a baseline (three regression scopes and two statistical gates).
