@@ -308,7 +308,9 @@ def bright_hues(hues: np.ndarray, *, saturation: float) -> np.ndarray:
     numpy.ndarray
         Shape ``hues.shape + (3,)``.
     """
-    # Each channel is 1 - s * clip(|6h - k| ... ): the piecewise-linear hue circle.
+    # The hue circle in six 60° sectors: a channel is 1 within 60° of its primary (red
+    # at 0, green at 1/3, blue at 2/3), falls linearly to 1 - s over the next 60°, and
+    # stays there on the far side of the circle.
     sector = np.asarray(hues, float)[..., None] * 6.0 + np.array([0.0, 4.0, 2.0])
     ramp = np.clip(np.abs(sector % 6.0 - 3.0) - 1.0, 0.0, 1.0)
     return 1.0 - saturation * (1.0 - ramp)
