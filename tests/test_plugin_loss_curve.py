@@ -104,6 +104,48 @@ def test_summary_json_records_the_loss_curve(pytester, make_qc):
     result.stdout.fnmatch_lines(["*FAIL loss_curve::overfitting: val_loss rose 20%*"])
 
 
+@pytest.mark.parametrize("overfits", [False, True])
+def test_loss_only_run_writes_summary_json_without_images(pytester, make_qc, overfits):
+    """Only the loss tests run (``-k loss``, or their module): no image is predicted,
+    yet CI still gets summary.json, with the loss verdicts, and a header-only CSV."""
+    model = fake_model(pytester.path / "model")
+    columns = overfitting_columns()
+    if not overfits:
+        columns["val_loss"] = columns["loss"] + 0.1  # falls with the training loss
+    write_csv(model.joinpath(*CSV), columns)
+    tensorflow_was_loaded = "tensorflow" in sys.modules
+    result = run_model(pytester, make_qc, model)
+    assert tensorflow_was_loaded or "tensorflow" not in sys.modules
+    output = pytester.path / "qc-output"
+    summary = json.loads((output / "summary.json").read_text())
+    checks = {c["check"]: c["outcome"] for c in summary["loss_curve"]["checks"]}
+    assert (summary["qc"]["n_pairs"], summary["qc"]["n_evaluated"]) == (1, 0)
+    assert summary["images"] == [] and summary["complete"] is False
+    assert summary["aggregate"]["n_images"] == 0
+    if overfits:
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        assert checks["overfitting"] == "fail"
+        assert summary["status"] == "failed"
+    else:
+        assert result.ret == pytest.ExitCode.OK
+        assert "fail" not in checks.values()
+        assert summary["status"] == "passed"  # not "interrupted": no image test was asked
+    assert sum(summary["tests"].values()) == 5
+    header, *rows = (output / "metrics.csv").read_text().splitlines()
+    assert header.startswith("image,Prediction v. GT Intersection over Union,") and rows == []
+    result.stdout.fnmatch_lines(
+        ["*0 of 1 QC images evaluated (no image test ran)*", f"wrote {output / 'summary.json'}"]
+    )
+
+
+def test_a_run_that_runs_no_qc_test_writes_no_summary(pytester, make_qc):
+    model = fake_model(pytester.path / "model")
+    write_csv(model.joinpath(*CSV), overfitting_columns())
+    run_model(pytester, make_qc, model, "--collect-only")
+    run_model(pytester, make_qc, model, "-k", "no_such_test")
+    assert not (pytester.path / "qc-output" / "summary.json").exists()
+
+
 def test_nan_history_fails_finite(pytester, make_qc):
     columns = overfitting_columns()
     columns["loss"][29:] = np.nan

@@ -94,15 +94,19 @@ class QcSessionPlugin:
     def write_outputs(self, session: pytest.Session, exitstatus: int) -> None:
         """Build the summary and write metrics.csv and summary.json, once per session.
 
-        The loss figure is drawn first if the loss checks ran and nothing drew it yet
-        (a loss-only run, an xdist worker, ``--predictions`` with ``--training-log``).
-        Called from ``pytest_sessionfinish``, and by the report when it renders its
-        sections, which may come first.
+        Written when any QC test ran, also when none evaluated an image (``-k loss``):
+        the summary then has the loss-curve verdicts and no images. The loss figure is
+        drawn first if the loss checks ran and nothing drew it yet (a loss-only run, an
+        xdist worker, ``--predictions`` with ``--training-log``). Called from
+        ``pytest_sessionfinish``, and by the report when it renders its sections, which
+        may come first.
         """
         if self.loss_curve is not None:
             self.loss_curve.draw_figure()
-        if self.is_worker or not self.run.outcomes or self._outputs_written:
+        if self.is_worker or self._outputs_written:
             return
+        if not (self.run.outcomes or self.test_counts):
+            return  # no QC test ran (--collect-only, a -k matching none)
         self._outputs_written = True
         from segqc.summary import build_summary, run_status
 
@@ -140,8 +144,32 @@ class QcSessionPlugin:
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         """Close with what failed (image, metric, value, limit) and where the outputs are."""
         run = self.run
-        if not run.outcomes:
+        if not (run.outcomes or self.test_counts):
             return
+        terminalreporter.section("segqc")
+        if run.outcomes:
+            self._write_image_results(terminalreporter)
+        else:
+            terminalreporter.write_line(
+                f"0 of {len(run.pairs)} QC images evaluated (no image test ran)"
+            )
+        if self.loss_curve is not None:
+            for loss_verdict in self.loss_curve.verdicts.values():
+                if loss_verdict.outcome in ("fail", "warn"):
+                    fail = loss_verdict.outcome == "fail"
+                    terminalreporter.write_line(
+                        f"{loss_verdict.outcome.upper()} loss_curve::{loss_verdict.message}",
+                        red=fail,
+                        yellow=not fail,
+                    )
+        for message in self.write_errors:
+            terminalreporter.write_line(f"ERROR {message}", red=True)
+        for path in self.written:
+            terminalreporter.write_line(f"wrote {path}")
+
+    def _write_image_results(self, terminalreporter: Any) -> None:
+        """The images evaluated, their notes and errors, and every limit not passed."""
+        run = self.run
         dataset = run.dataset()
         errors = [o for o in run.outcomes if o.error]
         from segqc.accuracy import accuracy_vs_iou  # cached: computed for summary.json
@@ -149,7 +177,6 @@ class QcSessionPlugin:
         curve = accuracy_vs_iou(run)
         verdicts = [*iter_verdicts(run, dataset), *(curve.verdicts if curve else ())]
         broken = [v for v in verdicts if v.outcome != "pass"]
-        terminalreporter.section("segqc")
         terminalreporter.write_line(
             f"{len(run.outcomes) - len(errors)} of {len(run.pairs)} QC images evaluated; "
             f"{sum(v.outcome == 'fail' for v in broken)} limits failed, "
@@ -165,16 +192,3 @@ class QcSessionPlugin:
             terminalreporter.write_line(
                 f"{verdict.outcome.upper()} {verdict.message()}", red=fail, yellow=not fail
             )
-        if self.loss_curve is not None:
-            for loss_verdict in self.loss_curve.verdicts.values():
-                if loss_verdict.outcome in ("fail", "warn"):
-                    fail = loss_verdict.outcome == "fail"
-                    terminalreporter.write_line(
-                        f"{loss_verdict.outcome.upper()} loss_curve::{loss_verdict.message}",
-                        red=fail,
-                        yellow=not fail,
-                    )
-        for message in self.write_errors:
-            terminalreporter.write_line(f"ERROR {message}", red=True)
-        for path in self.written:
-            terminalreporter.write_line(f"wrote {path}")

@@ -141,8 +141,12 @@ def build_summary(
 
 
 def run_status(run: QcRun, dataset: DatasetOutcome, *, exitstatus: int) -> str:
-    """``interrupted`` (not every image evaluated), ``failed`` or ``passed``."""
-    if exitstatus == 2 or not run.complete:  # pytest.ExitCode.INTERRUPTED
+    """``interrupted`` (stopped before every image was evaluated), ``failed`` or ``passed``.
+
+    A run in which no image test ran (``-k loss``) is not interrupted: its status comes
+    from its tests (``complete`` stays false).
+    """
+    if exitstatus == 2 or (run.outcomes and not run.complete):  # 2: ExitCode.INTERRUPTED
         return "interrupted"
     broken = any(v.outcome == "fail" for v in iter_verdicts(run, dataset))
     if broken or any(o.error for o in run.outcomes) or exitstatus not in (0, 5):
