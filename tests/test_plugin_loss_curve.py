@@ -136,6 +136,11 @@ def test_loss_only_run_writes_summary_json_without_images(pytester, make_qc, ove
     result.stdout.fnmatch_lines(
         ["*0 of 1 QC images evaluated (no image test ran)*", f"wrote {output / 'summary.json'}"]
     )
+    report = (output / "report.html").read_text()
+    assert 'data-field="metrics">No image was evaluated' in report
+    assert 'id="segqc-metrics-table"' not in report  # no table of headers alone
+    assert 'data-field="visuals">No image was evaluated' in report
+    assert 'data-field="loss_curve"' in report
 
 
 def test_a_run_that_runs_no_qc_test_writes_no_summary(pytester, make_qc):
