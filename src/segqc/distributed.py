@@ -45,11 +45,13 @@ __all__ = [
     "LazyOutcomes",
     "SharedEvaluator",
     "XdistBridge",
+    "from_worker",
     "is_xdist_worker",
     "outcome_from_dict",
     "outcome_to_dict",
     "portable_outcome",
     "received_outcome",
+    "send_to_controller",
     "spooled_outcome",
 ]
 
@@ -87,16 +89,31 @@ def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
     }
 
 
-def portable_outcome(outcome: ImageOutcome) -> dict[str, Any]:
-    """An outcome's scores, verdicts and paths as plain values, for ``workeroutput``.
+def send_to_controller(config: pytest.Config, key: str, value: Any) -> None:
+    """xdist worker: hand ``value`` to the controller (a no-op outside a worker).
 
-    Without the per-object matches and the accuracy curve (the controller compares
-    scores only), and through JSON so that no numpy scalar reaches execnet, which
-    serialises built-in types only.
+    It goes in ``config.workeroutput``, which xdist sends once every
+    ``pytest_sessionfinish`` has run; the controller reads it with :func:`from_worker`
+    in ``pytest_testnodedown``. Sent through JSON, so that no numpy scalar reaches
+    execnet, which serialises built-in types only.
     """
-    data = {**outcome_to_dict(outcome), "objects": None, "curve": None}
-    result: dict[str, Any] = json.loads(json.dumps(data))
-    return result
+    output = getattr(config, "workeroutput", None)
+    if output is not None:
+        output[key] = json.loads(json.dumps(value))
+
+
+def from_worker(node: Any, key: str, default: Any = None) -> Any:
+    """xdist controller: what a worker sent with :func:`send_to_controller`."""
+    return (getattr(node, "workeroutput", None) or {}).get(key, default)
+
+
+def portable_outcome(outcome: ImageOutcome) -> dict[str, Any]:
+    """An outcome's scores, verdicts and paths, for :func:`send_to_controller`.
+
+    Without the per-object matches and the accuracy curve: the controller compares
+    scores only.
+    """
+    return {**outcome_to_dict(outcome), "objects": None, "curve": None}
 
 
 def outcome_from_dict(
@@ -294,7 +311,7 @@ class XdistBridge:
         Only workers load the model, so without this summary.json and the report
         would say that no device predicted.
         """
-        device = (getattr(node, "workeroutput", None) or {}).get(_DEVICE_KEY)
+        device = from_worker(node, _DEVICE_KEY)
         # the StarDistPredictor itself, also when a CachingPredictor wraps it
         predictor: Any = getattr(self.run.predictor, "inner", self.run.predictor)
         if device and getattr(predictor, "device_name", "") is None:
@@ -305,9 +322,8 @@ class XdistBridge:
         spool folder."""
         if self.evaluator is not None:
             device = getattr(self.run.predictor, "device_name", None)
-            output = getattr(self.config, "workeroutput", None)
-            if device and output is not None:  # xdist sends it after every sessionfinish
-                output[_DEVICE_KEY] = device
+            if device:
+                send_to_controller(self.config, _DEVICE_KEY, device)
             return
         if self.spool is not None:
             shutil.rmtree(self.spool, ignore_errors=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from segqc.distributed import from_worker, send_to_controller
 from segqc.leakage import LeakageReport, find_leaks, list_training_images
 from segqc.pairing import QcPair
 from segqc.robustness import Perturbation, RobustnessResult, RobustnessRunner
@@ -215,23 +215,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """xdist worker: hand the robustness results it computed to the controller.
-
-    They go in ``config.workeroutput``, which xdist sends once every
-    ``pytest_sessionfinish`` has run (:func:`pytest_testnodedown` receives them).
-    """
-    output = getattr(session.config, "workeroutput", None)
+    """xdist worker: hand the robustness results it computed to the controller
+    (:func:`pytest_testnodedown` receives them)."""
     state = session.config.stash.get(_STATE, None)
-    if output is not None and state is not None and state.robustness is not None:
+    if state is not None and state.robustness is not None:
         records = [dataclasses.asdict(r) for r in state.robustness.results.values()]
-        output[_ROBUSTNESS_KEY] = json.loads(json.dumps(records))  # numpy floats: plain
+        send_to_controller(session.config, _ROBUSTNESS_KEY, records)
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_testnodedown(node: Any, error: Any) -> None:
     """xdist controller: keep a worker's robustness results for summary.json."""
     state = node.config.stash.get(_STATE, None)
-    records = (getattr(node, "workeroutput", None) or {}).get(_ROBUSTNESS_KEY, ())
+    records = from_worker(node, _ROBUSTNESS_KEY, ())
     if state is not None and state.robustness is not None:
         for record in records:
             state.robustness.record(RobustnessResult(**record))

@@ -29,7 +29,12 @@ from segqc.baseline import (
     read_baseline,
     write_baseline,
 )
-from segqc.distributed import outcome_from_dict, portable_outcome
+from segqc.distributed import (
+    from_worker,
+    outcome_from_dict,
+    portable_outcome,
+    send_to_controller,
+)
 from segqc.metrics.scores import QcScores
 from segqc.model_folder import ModelFolderError, inspect_model_folder, sha256_of
 from segqc.outputs import OutputError
@@ -188,14 +193,12 @@ class RegressionSession:
         """Write the baseline (controller only) before the summary is written.
 
         An xdist worker instead hands the baseline model's outcomes it evaluated to the
-        controller (``config.workeroutput``, sent once every sessionfinish has run).
+        controller (:meth:`pytest_testnodedown`).
         """
-        output = getattr(session.config, "workeroutput", None)
-        if output is not None:
+        if hasattr(session.config, "workerinput"):
             if self.baseline_run is not None:
-                output[_BASELINE_OUTCOMES_KEY] = [
-                    portable_outcome(o) for o in self.baseline_run.outcomes
-                ]
+                outcomes = [portable_outcome(o) for o in self.baseline_run.outcomes]
+                send_to_controller(session.config, _BASELINE_OUTCOMES_KEY, outcomes)
             return
         if self.update_path is None:
             return
@@ -213,7 +216,7 @@ class RegressionSession:
         if self.baseline_run is None:
             return
         pairs = {p.name: p for p in self.baseline_run.pairs}
-        for data in (getattr(node, "workeroutput", None) or {}).get(_BASELINE_OUTCOMES_KEY, ()):
+        for data in from_worker(node, _BASELINE_OUTCOMES_KEY, ()):
             self.baseline_run.record(outcome_from_dict(data, pairs=pairs))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
