@@ -257,12 +257,9 @@ def pytest_sessionfinish(session):
     assert not [m for m in modules if m == "tensorflow" or m.startswith(("tensorflow.", "keras"))]
 
 
-def test_plugin_modules_are_imported_by_pytest_not_before(pytester, make_qc, monkeypatch):
+def test_plugin_modules_are_imported_by_pytest_not_before(pytester, make_qc, worker_path):
     """segqc.plugin's ``pytest_plugins`` are for pytest to import (and assert-rewrite):
     imported earlier, pytest 9.0 prints a PytestAssertRewriteWarning on every QC run."""
-    import segqc
-
-    monkeypatch.setenv("PYTHONPATH", str(Path(segqc.__file__).parents[1]))
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest_subprocess(
         *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
