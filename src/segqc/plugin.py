@@ -1,91 +1,72 @@
-"""The pytest plugin: options, fixtures and hooks. It wires the stages and hands off.
+"""The pytest plugin: options, one ``pytest_configure`` that registers the session's
+plugin objects, and the fixtures of the QC suite.
 
-Registered through the ``pytest11`` entry point, so installing segqc is enough. Nothing
-here imports TensorFlow; the model loads only when the first QC image is predicted.
+Registered through the ``pytest11`` entry point, so installing segqc is enough. Importing
+this module imports pytest and segqc's option definitions only: a pytest run that gives
+no QC option loads nothing else. With ``--model`` or ``--predictions`` the session is
+built (:func:`segqc.session.open_session`) and its plugin objects registered: the gate
+(:mod:`segqc.gate`), one per check (:mod:`segqc.checks`), the report
+(:mod:`segqc.report`) and, under pytest-xdist, the channel (:mod:`segqc.xdist`).
 """
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Mapping
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from segqc.accuracy import AccuracyCurve, accuracy_vs_iou, deselect_unused_aggregate_at
-from segqc.cache import CachingPredictor, PictureCache
-from segqc.distributed import LazyOutcomes, XdistBridge, is_xdist_worker
-from segqc.loss_session import LossCurveRun
-from segqc.model_folder import ModelFolder, ModelFolderError, inspect_model_folder
-from segqc.outputs import OutputError, claim_output_dir
-from segqc.pairing import PairingError, QcPair, QcPairing, discover_pairs, find_prediction_files
-from segqc.prediction import (
-    DeviceError,
-    PredictionsFolder,
-    Predictor,
-    StarDistPredictor,
-    resolve_parameters,
-    select_device,
-)
-from segqc.quick_exit import freeze_heap_at_exit
-from segqc.report import enable_html_report
-from segqc.reporting import QcSessionPlugin
-from segqc.session import DatasetOutcome, ImageOutcome, QcRun
-from segqc.thresholds import (
-    LoadedThresholds,
-    ThresholdsError,
-    bundled_thresholds_path,
-    load_thresholds,
-)
+from segqc.settings import PATH_OPTIONS, Settings, SettingsError
+from segqc.suite import INACTIVE_MARKER, QC_FIXTURES
+
+if TYPE_CHECKING:
+    from segqc.checks.accuracy import AccuracyCurve
+    from segqc.checks.leakage.search import LeakageReport
+    from segqc.checks.loss.inspection import LossInspection
+    from segqc.checks.quality import DatasetOutcome
+    from segqc.checks.regression.comparison import Comparison
+    from segqc.checks.robustness.perturbations import Perturbation, RobustnessResult
+    from segqc.checks.statistics.plugin import StatisticsOutcome
+    from segqc.checks.subgroups.grouping import GroupOutcome, SizeBinOutcome
+    from segqc.data.pairing import QcPair
+    from segqc.pipeline.outcome import ImageOutcome
+    from segqc.session import QcSession
 
 __all__ = [
-    "LOSS_CURVE",
+    "SESSION",
     "loss_curve",
     "qc_accuracy",
     "qc_dataset",
     "qc_image",
+    "qc_image_group",
+    "qc_leakage",
     "qc_outcomes",
-    "qc_run",
+    "qc_perturbation",
+    "qc_regression",
+    "qc_robustness",
+    "qc_session",
+    "qc_size_bin",
+    "qc_statistics",
 ]
 
-# Regression checks and statistics; robustness, leakage and subgroup checks (and the
-# pytest_segqc_make_predictor hook): their options, fixtures and hooks.
-pytest_plugins = ["segqc.regression_plugin", "segqc.generalisation"]
+#: The session's state (:class:`segqc.session.QcSession`).
+SESSION = pytest.StashKey["QcSession"]()
+_PLUGIN_NAMES = pytest.StashKey[list[str]]()
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
-QC_FIXTURES = frozenset(
-    {"qc_run", "qc_outcomes", "qc_image", "qc_dataset", "qc_accuracy", "loss_curve"}
-)
 
-_PLUGIN = pytest.StashKey[QcSessionPlugin]()
-#: The session's loss-curve checks (history, verdicts, figure), for the report.
-LOSS_CURVE = pytest.StashKey[LossCurveRun]()
 
-# (option, ini key, help); every option can also be set in [tool.pytest.ini_options].
-_PATH_OPTIONS = (
-    ("--model", "qc_model", "StarDist model folder to test (config.json, weights_best.h5)"),
-    ("--qc-source", "qc_source", "folder of QC source images (.tif/.tiff)"),
-    ("--qc-target", "qc_target", "folder of ground-truth label masks with the same file names"),
-    ("--thresholds", "qc_thresholds", "limits file [default: thresholds.yaml in the rootdir]"),
-    (
-        "--predictions",
-        "qc_predictions",
-        "folder of label images another tool already predicted, used instead of --model "
-        "(TensorFlow is never imported)",
-    ),
-    ("--qc-output", "qc_output", "folder for metrics.csv, summary.json, predictions/ "
-     "[default: qc-output]"),
-    ("--training-log", "qc_training_log", "training history to check instead of the model "
-     "folder's: a CSV (loss, val_loss) or a TensorBoard logs folder"),
-    ("--qc-cache", "qc_cache", "prediction cache folder [default: <qc-output>/cache]"),
-)  # fmt: skip
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    """Add segqc's hooks (:mod:`segqc.hookspecs`)."""
+    from segqc import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    """Add the ``segqc`` option group and the matching ini keys."""
+    """Add the ``segqc`` option group; every option can also be set in the ini file."""
     group = parser.getgroup("segqc", "segqc: quality control of segmentation models")
-    for option, ini, help_text in _PATH_OPTIONS:
+    for option, ini, help_text in PATH_OPTIONS:
         group.addoption(option, dest=ini, metavar="PATH", default=None, help=help_text)
         parser.addini(ini, f"segqc: {help_text}", default=None)
     group.addoption(
@@ -103,303 +84,181 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
         help="predict every image even if the prediction cache holds it, and store nothing",
     )
+    for option, ini, help_text in (
+        ("--qc-overwrite", "qc_overwrite", "replace metrics.csv, summary.json, ... in an "
+         "output folder segqc did not create"),
+        ("--update-baseline", "qc_update_baseline", "write --baseline PATH from this run "
+         "(every image must be evaluated) instead of comparing"),
+        ("--baseline-allow-different-data", "qc_baseline_allow_different_data", "compare "
+         "only the QC images the baseline shares with this run, listing the others"),
+        ("--robustness", "qc_robustness", "predict perturbed copies of each QC image (noise, "
+         "intensity, blur, flips, rotations) and limit the metric drops (robustness: in "
+         "thresholds.yaml)"),
+    ):  # fmt: skip
+        group.addoption(option, dest=ini, action="store_true", default=None, help=help_text)
+        parser.addini(ini, f"segqc: see {option}", type="bool", default=False)
     group.addoption(
-        "--qc-overwrite",
-        dest="qc_overwrite",
-        action="store_true",
+        "--qc-groups",
+        dest="qc_groups",
+        metavar="subfolders|FILE",
         default=None,
-        help="replace metrics.csv, summary.json, ... in an output folder segqc did not create",
+        help="image groups with their own limits: 'subfolders' (one group per subfolder "
+        "of the QC folders) or a CSV file with columns image,group",
     )
-    parser.addini("qc_overwrite", "segqc: see --qc-overwrite", type="bool", default=False)
-
-
-def _path_setting(config: pytest.Config, name: str) -> Path | None:
-    """A path from the command line (relative to the invocation dir) or the ini file."""
-    value = config.getoption(name)
-    if value:
-        return (config.invocation_params.dir / value).resolve()
-    ini_value = config.getini(name)
-    if ini_value:
-        base = config.inipath.parent if config.inipath else config.rootpath
-        return (base / str(ini_value)).resolve()
-    return None
-
-
-def _flag_setting(config: pytest.Config, name: str) -> bool:
-    value = config.getoption(name)
-    return bool(value if value is not None else config.getini(name))
-
-
-def _device_setting(config: pytest.Config) -> str:
-    value = config.getoption("qc_device") or config.getini("qc_device") or "auto"
-    if value not in ("auto", "cpu", "gpu"):
-        raise pytest.UsageError(f"qc_device = {value!r}: must be auto, cpu or gpu")
-    return str(value)
-
-
-def _load_thresholds(config: pytest.Config) -> LoadedThresholds:
-    explicit = _path_setting(config, "qc_thresholds")
-    if explicit is not None:
-        return load_thresholds(explicit)
-    in_rootdir = config.rootpath / "thresholds.yaml"
-    if in_rootdir.is_file():
-        return load_thresholds(in_rootdir)
-    return load_thresholds(bundled_thresholds_path(), is_bundled_default=True)
-
-
-def _make_predictor(
-    config: pytest.Config,
-    loaded: LoadedThresholds,
-    model_dir: Path | None,
-    prediction_files: dict[str, Path] | None,
-    predictions_dir: Path | None,
-) -> tuple[Predictor, ModelFolder | None]:
-    if prediction_files is not None and predictions_dir is not None:
-        return PredictionsFolder(predictions_dir, prediction_files), None
-    assert model_dir is not None
-    custom = config.hook.pytest_segqc_make_predictor(config=config, model_dir=model_dir)
-    if custom is not None:  # a plugin's own predictor (see segqc.hookspecs)
-        return custom, None
-    folder = inspect_model_folder(model_dir)
-    if importlib.util.find_spec("tensorflow") is None:
-        raise DeviceError(
-            "TensorFlow is not installed, so --model cannot predict; "
-            "pip install 'segqc[cpu]' (or 'segqc[gpu]'), or use --predictions"
-        )
-    device = _device_setting(config)
-    if device == "gpu":
-        select_device("gpu")  # fail now, at configure time, rather than after collection
-    parameters = resolve_parameters(folder, loaded.thresholds.prediction)
-    predictor = StarDistPredictor(folder, parameters, device=device)  # type: ignore[arg-type]
-    return _with_cache(config, predictor), folder
-
-
-def _with_cache(config: pytest.Config, predictor: StarDistPredictor) -> Predictor:
-    """Wrap ``predictor`` in the prediction cache unless ``--no-cache`` (see segqc.cache)."""
-    if config.getoption("qc_no_cache"):
-        return predictor
-    from segqc.cache import PredictionCache, stardist_cache_settings
-
-    folder = _path_setting(config, "qc_cache") or _output_dir(config) / "cache"
-    PredictionCache.check_writable(folder)
-    settings = stardist_cache_settings(predictor)
-    return CachingPredictor(
-        predictor, PredictionCache(folder), settings=settings, n_dim=predictor.folder.n_dim
+    parser.addini("qc_groups", "segqc: see --qc-groups", default=None)
+    group.addoption(
+        "--report-images",
+        dest="qc_report_images",
+        metavar="auto|all|failed|worst:N",
+        default=None,
+        help="which images get pictures in report.html [default: auto: every image up to "
+        "200, above that the failed and warned ones, the 50 worst and a sample of 50]",
     )
-
-
-def _output_dir(config: pytest.Config) -> Path:
-    return (
-        _path_setting(config, "qc_output") or (config.invocation_params.dir / "qc-output").resolve()
-    )
-
-
-def _build_run(config: pytest.Config) -> QcSessionPlugin | None:
-    model_dir = _path_setting(config, "qc_model")
-    predictions_dir = _path_setting(config, "qc_predictions")
-    if model_dir is None and predictions_dir is None:
-        return None
-    if model_dir is not None and predictions_dir is not None:
-        raise pytest.UsageError("segqc: give either --model or --predictions, not both")
-    source_dir = _path_setting(config, "qc_source")
-    target_dir = _path_setting(config, "qc_target")
-    if target_dir is None or (source_dir is None and model_dir is not None):
-        raise pytest.UsageError(
-            "segqc: --qc-source and --qc-target are required with --model "
-            "(--qc-target with --predictions), or set qc_source/qc_target in the ini file"
-        )
-    try:
-        loaded = _load_thresholds(config)
-    except ThresholdsError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    output_dir = _output_dir(config)
-    prediction_files: dict[str, Path] | None = None
-    # Imported here: a plugin module of ``pytest_plugins`` imported before pytest
-    # registers it is not assert-rewritten, and pytest 9.0 warns about it on every run.
-    from segqc.generalisation import groups_setting
-
-    subfolders = groups_setting(config) == "subfolders"
-    try:
-        if source_dir is not None:
-            pairing = discover_pairs(source_dir, target_dir, subfolders=subfolders)
-            if predictions_dir is not None:
-                prediction_files = find_prediction_files(
-                    pairing.pairs, predictions_dir, subfolders=subfolders
-                )
-        else:  # --predictions without source images: pair predictions with targets
-            assert predictions_dir is not None
-            found = discover_pairs(
-                predictions_dir, target_dir, source_role="predictions", subfolders=subfolders
-            )
-            prediction_files = {p.name: p.source for p in found.pairs if p.source}
-            pairing = QcPairing(
-                pairs=tuple(QcPair(p.name, None, p.target, p.group) for p in found.pairs),
-                ignored=found.ignored,
-            )
-        # Claim the output folder first: the prediction cache lives inside it by default.
-        claim_output_dir(output_dir, overwrite=_flag_setting(config, "qc_overwrite"))
-        predictor, model_folder = _make_predictor(
-            config, loaded, model_dir, prediction_files, predictions_dir
-        )
-    except PairingError as exc:
-        lines = "\n".join(f"  - {problem}" for problem in exc.problems)
-        raise pytest.UsageError(f"segqc: cannot pair the QC images:\n{lines}") from None
-    except (ModelFolderError, DeviceError, OutputError) as exc:
-        raise pytest.UsageError(f"segqc: {exc}") from None
-    run = QcRun(
-        pairs=pairing.pairs,
-        thresholds=loaded,
-        predictor=predictor,
-        output_dir=output_dir,
-        model_folder=model_folder,
-    )
-    if isinstance(predictor, CachingPredictor):  # the report's pictures are cached beside
-        run.picture_cache = PictureCache(predictor.cache.folder / "pictures")
-    folders = {"source": source_dir, "target": target_dir, "predictions": predictions_dir}
-    return QcSessionPlugin(
-        config,
-        run=run,
-        ignored=pairing.ignored,
-        folders={k: str(v) for k, v in folders.items() if v is not None},
-        output_dir=output_dir,
-    )
-
-
-def _build_loss_curve(config: pytest.Config, session_plugin: QcSessionPlugin) -> LossCurveRun:
-    training_log = _path_setting(config, "qc_training_log")
-    if training_log is not None and not training_log.exists():
-        raise pytest.UsageError(
-            f"segqc: --training-log {training_log}: no such file or folder; give a CSV "
-            "(loss, val_loss) or a TensorBoard logs folder"
-        )
-    run = session_plugin.run
-    return LossCurveRun(
-        run.thresholds.thresholds.loss_curve,
-        output_dir=session_plugin.output_dir,
-        model_dir=run.model_folder.path if run.model_folder else None,
-        training_log=training_log,
-    )
+    parser.addini("qc_report_images", "segqc: see --report-images", default=None)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-html's, which must see the report path
 def pytest_configure(config: pytest.Config) -> None:
-    """Validate options, thresholds, model and QC folders before anything is collected."""
+    """Check every setting and build the session before anything is collected."""
     config.addinivalue_line(
         "markers", "segqc: a QC test of segqc (per image, aggregate, loss curve, ...)"
     )
-    session_plugin = _build_run(config)
-    if session_plugin is not None:
-        session_plugin.loss_curve = config.stash[LOSS_CURVE] = _build_loss_curve(
-            config, session_plugin
-        )
-        config.stash[_PLUGIN] = session_plugin
-        config.pluginmanager.register(session_plugin, "segqc-session")
-        bridge = XdistBridge(config, session_plugin.run, session_plugin.output_dir)
-        config.pluginmanager.register(bridge, "segqc-xdist")
-        enable_html_report(config, session_plugin)
-        freeze_heap_at_exit()
-        # The metrics are meant for the JUnit XML: pytest still writes record_property
-        # values with its default junit_family (xunit2), it only warns on every test.
-        config.addinivalue_line(
-            "filterwarnings", "ignore:record_property is incompatible with junit_family"
-        )
+    config.addinivalue_line("markers", f"{INACTIVE_MARKER}: a segqc check that was not asked for")
+    try:
+        settings = Settings.from_config(config)
+    except SettingsError as exc:
+        raise pytest.UsageError(f"segqc: {exc}") from None
+    if not settings.active:
+        return
+    from segqc import xdist
+    from segqc.session import SessionError, open_session
+
+    try:
+        session = open_session(config, settings, role=xdist.role_of(config))
+    except SessionError as exc:
+        raise pytest.UsageError(f"segqc: {exc}") from None
+    config.stash[SESSION] = session
+    names = config.stash[_PLUGIN_NAMES] = []
+    for name, plugin in _plugins_of(config, session):
+        config.pluginmanager.register(plugin, name)
+        names.append(name)
+    # The metrics are meant for the JUnit XML: pytest still writes record_property
+    # values with its default junit_family (xunit2), it only warns on every test.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:record_property is incompatible with junit_family"
+    )
+
+
+def _plugins_of(config: pytest.Config, session: QcSession) -> list[tuple[str, object]]:
+    """The session's plugin objects, by name.
+
+    pytest calls plugins registered later first; the gate is last, so its terminal
+    section comes before the regression check's.
+    """
+    from segqc import xdist
+    from segqc.checks.leakage.plugin import LeakagePlugin
+    from segqc.checks.loss.plugin import LossPlugin
+    from segqc.checks.regression.plugin import RegressionPlugin
+    from segqc.checks.robustness.plugin import RobustnessPlugin
+    from segqc.checks.statistics.plugin import StatisticsPlugin
+    from segqc.checks.subgroups.plugin import SubgroupsPlugin
+    from segqc.gate import QcGate
+    from segqc.report.plugin import enable_report
+
+    inactive = getattr(pytest.mark, INACTIVE_MARKER)
+    found: list[tuple[str, object | None]] = [
+        ("segqc-regression", RegressionPlugin(session)),
+        ("segqc-statistics", StatisticsPlugin()),
+        ("segqc-loss", LossPlugin(session)),
+        ("segqc-robustness", RobustnessPlugin(session, inactive)),
+        ("segqc-leakage", LeakagePlugin(session, inactive)),
+        ("segqc-subgroups", SubgroupsPlugin(session, inactive)),
+        ("segqc-report", enable_report(config, session)),
+        ("segqc-xdist", xdist.plugin_for(config, session)),
+        ("segqc-gate", QcGate(session)),
+    ]
+    return [(name, plugin) for name, plugin in found if plugin is not None]
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    """Unregister the per-session plugin (matters for in-process pytester runs)."""
-    session_plugin = config.stash.get(_PLUGIN, None)
-    if session_plugin is not None:
-        del config.stash[_PLUGIN]
-        del config.stash[LOSS_CURVE]
-        config.pluginmanager.unregister(session_plugin)
-        config.pluginmanager.unregister(name="segqc-xdist")
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """One test per QC image, with the image's file name as the test id."""
-    if "qc_image" not in metafunc.fixturenames:
+    """Release the output folder and unregister the session's plugins."""
+    session = config.stash.get(SESSION, None)
+    if session is None:
         return
-    session_plugin = metafunc.config.stash.get(_PLUGIN, None)
-    if session_plugin is None:
-        skipped = pytest.param(
-            None, marks=pytest.mark.skip(reason=NOT_ACTIVE_REASON), id="no-model"
+    for name in config.stash.get(_PLUGIN_NAMES, []):
+        if config.pluginmanager.get_plugin(name) is not None:
+            config.pluginmanager.unregister(name=name)
+    del config.stash[SESSION]
+    session.close()
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Refuse to run the QC suite without a model: a forgotten ``--model`` never passes."""
+    if SESSION in session.config.stash:
+        return
+    qc_tests = [
+        item for item in session.items if QC_FIXTURES & set(getattr(item, "fixturenames", ()))
+    ]
+    if qc_tests:
+        raise pytest.UsageError(
+            f"segqc: {len(qc_tests)} QC tests collected (e.g. {qc_tests[0].nodeid}) but "
+            "neither --model nor --predictions was given; give --model DIR (or "
+            "--predictions DIR), or run your own tests only (e.g. pytest tests)"
         )
-        metafunc.parametrize("qc_image", [skipped], indirect=True)
-        return
-    pairs = session_plugin.run.pairs
-    metafunc.parametrize("qc_image", pairs, ids=[p.name for p in pairs], indirect=True)
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark QC tests (``-m segqc`` selects them; their outcomes go to summary.json)."""
-    for item in items:
-        if isinstance(item, pytest.Function) and QC_FIXTURES & set(item.fixturenames):
-            item.add_marker(pytest.mark.segqc)
-    session_plugin = config.stash.get(_PLUGIN, None)
-    deselect_unused_aggregate_at(config, items, session_plugin.run if session_plugin else None)
-    if is_xdist_worker(config):
-        _whole_set_tests_last(items)
+# --- fixtures ----------------------------------------------------------------------------
 
 
-def _whole_set_tests_last(items: list[pytest.Item]) -> None:
-    """Move the tests that need every image's outcome after the per-image tests.
-
-    Under pytest-xdist, an aggregate test scheduled early makes its worker evaluate
-    every image (:class:`~segqc.distributed.SharedEvaluator`) while the other workers
-    evaluate the same images for their per-image tests: with 2 workers, much of the
-    work was done twice. Run last, it finds the images in the spool. Every worker
-    sorts the same collection the same way, as xdist requires.
-    """
-
-    def needs_whole_set(item: pytest.Item) -> bool:
-        names = set(getattr(item, "fixturenames", ()))
-        return "qc_outcomes" in names and "qc_image" not in names
-
-    items.sort(key=needs_whole_set)  # stable: the order is otherwise kept
-
-
-@pytest.fixture(scope="session")
-def qc_run(request: pytest.FixtureRequest) -> QcRun:
-    """The session's :class:`~segqc.session.QcRun` (skips the test when segqc is inactive)."""
-    session_plugin = request.config.stash.get(_PLUGIN, None)
-    if session_plugin is None:
+def _session(request: pytest.FixtureRequest) -> QcSession:
+    session = request.config.stash.get(SESSION, None)
+    if session is None:
         pytest.skip(NOT_ACTIVE_REASON)
-    return session_plugin.run
+    return session
+
+
+def _evaluate_everything(config: pytest.Config, session: QcSession) -> None:
+    """Evaluate every image not evaluated yet, showing progress in a single process."""
+    pending = session.pending()
+    if not pending:
+        return
+    if session.role != "single":
+        session.evaluate_all()
+        return
+    from segqc.outputs.progress import image_progress
+
+    settings = session.settings
+    what = f"predicting with {settings.model.name}" if settings.model else "reading predictions"
+    with image_progress(config, total=len(pending), what=what) as on_image:
+        session.evaluate_all(on_image=on_image)
 
 
 @pytest.fixture(scope="session")
-def qc_outcomes(request: pytest.FixtureRequest, qc_run: QcRun) -> Mapping[str, ImageOutcome]:
-    """Predict and measure every QC image, once per session, showing progress.
+def qc_session(request: pytest.FixtureRequest) -> QcSession:
+    """The session's :class:`~segqc.session.QcSession` (skips when segqc is inactive)."""
+    return _session(request)
 
-    On a pytest-xdist worker, a mapping that evaluates each image when first looked up.
-    """
-    if is_xdist_worker(request.config):
-        bridge = request.config.pluginmanager.get_plugin("segqc-xdist")
-        assert bridge is not None and bridge.evaluator is not None
-        return LazyOutcomes(bridge.evaluator)
-    from segqc.progress import image_progress
 
-    what = (
-        f"predicting with {qc_run.model_folder.name}"
-        if qc_run.model_folder
-        else "reading predictions"
-    )
-    loss_run = request.config.stash.get(LOSS_CURVE, None)
-    background = [loss_run.draw_figure] if loss_run is not None else []
-    with image_progress(request.config, total=len(qc_run.pending()), what=what) as on_image:
-        qc_run.evaluate_all(on_image=on_image, background=background)
-    return {o.pair.name: o for o in qc_run.outcomes}
+@pytest.fixture(scope="session")
+def qc_outcomes(request: pytest.FixtureRequest, qc_session: QcSession) -> Mapping[str, ImageOutcome]:
+    """Every QC image's outcome by name, each image predicted and measured once."""
+    _evaluate_everything(request.config, qc_session)
+    return {outcome.pair.name: outcome for outcome in qc_session.outcomes}
 
 
 @pytest.fixture
 def qc_image(
-    request: pytest.FixtureRequest,
-    qc_outcomes: Mapping[str, ImageOutcome],
-    record_property: Any,
+    request: pytest.FixtureRequest, qc_session: QcSession, record_property: Any
 ) -> ImageOutcome:
-    """The outcome of one QC image; its metrics also go to the JUnit XML as properties."""
+    """The outcome of one QC image; its metrics also go to the JUnit XML as properties.
+
+    In a single process every image is evaluated on first use, with a progress bar; an
+    xdist worker evaluates the images of its own tests.
+    """
     pair: QcPair = request.param
-    outcome = qc_outcomes[pair.name]
+    if qc_session.role == "single":
+        _evaluate_everything(request.config, qc_session)
+    outcome = qc_session.outcome(pair, for_test=True)
     if outcome.scores is not None:
         for key, value in outcome.scores.values().items():
             record_property(key, value)
@@ -407,27 +266,112 @@ def qc_image(
 
 
 @pytest.fixture(scope="session")
-def qc_dataset(qc_run: QcRun, qc_outcomes: Mapping[str, ImageOutcome]) -> DatasetOutcome:
+def qc_dataset(qc_session: QcSession, qc_outcomes: Mapping[str, ImageOutcome]) -> DatasetOutcome:
     """Pooled and image-mean scores over every evaluated image, judged."""
-    if isinstance(qc_outcomes, LazyOutcomes):
-        qc_outcomes.evaluate_all()
-    return qc_run.dataset()
+    return qc_session.dataset()
 
 
 @pytest.fixture(scope="session")
-def qc_accuracy(qc_run: QcRun, qc_dataset: DatasetOutcome) -> AccuracyCurve | None:
-    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged.
-
-    Requests ``qc_dataset`` so that every image is evaluated first (also on xdist workers,
-    which otherwise hold only the images their own tests needed).
-    """
-    return accuracy_vs_iou(qc_run)
+def qc_accuracy(
+    qc_session: QcSession, qc_outcomes: Mapping[str, ImageOutcome]
+) -> AccuracyCurve | None:
+    """The pooled QC set at IoU 0.1 … 0.9 (and every ``aggregate_at`` threshold), judged."""
+    return qc_session.accuracy()
 
 
 @pytest.fixture(scope="session")
-def loss_curve(request: pytest.FixtureRequest) -> LossCurveRun:
-    """The session's training-history checks (skips the test when segqc is inactive)."""
-    loss_run = request.config.stash.get(LOSS_CURVE, None)
-    if loss_run is None:
-        pytest.skip(NOT_ACTIVE_REASON)
-    return loss_run
+def loss_curve(request: pytest.FixtureRequest, qc_session: QcSession) -> LossInspection:
+    """The session's training-history checks."""
+    plugin = request.config.pluginmanager.get_plugin("segqc-loss")
+    return plugin.inspection  # type: ignore[no-any-return,union-attr]
+
+
+@pytest.fixture(scope="session")
+def qc_regression(
+    request: pytest.FixtureRequest,
+    qc_session: QcSession,
+    qc_outcomes: Mapping[str, ImageOutcome],
+) -> Comparison:
+    """The comparison with the baseline (skips when there is none to compare with)."""
+    setup = qc_session.baseline
+    if setup is None or not setup.compares:
+        if setup is not None and setup.update_path is not None:
+            pytest.skip(
+                f"segqc: --update-baseline writes {setup.update_path} at the end of the "
+                "session; nothing to compare with"
+            )
+        pytest.skip("segqc: no --baseline or --baseline-model given, regression checks skipped")
+    if setup.predictor is not None:
+        for pair in qc_session.pairs:
+            qc_session.baseline_outcome(pair)
+    plugin = request.config.pluginmanager.get_plugin("segqc-regression")
+    comparison: Comparison = plugin.compare()  # type: ignore[union-attr]
+    if not comparison.compared:
+        pytest.fail(
+            f"no QC image could be compared with the baseline ({setup.describe}); "
+            f"not compared: {comparison.not_compared}",
+            pytrace=False,
+        )
+    return comparison
+
+
+@pytest.fixture(scope="session")
+def qc_statistics(
+    request: pytest.FixtureRequest,
+    qc_session: QcSession,
+    qc_outcomes: Mapping[str, ImageOutcome],
+) -> StatisticsOutcome:
+    """Bootstrap intervals over the evaluated images and the statistical gates."""
+    plugin = request.config.pluginmanager.get_plugin("segqc-statistics")
+    found = plugin.statistics(qc_session)  # type: ignore[union-attr]
+    if found is None:
+        pytest.fail("no QC image could be evaluated; see the errors above", pytrace=False)
+    return found  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def qc_perturbation(request: pytest.FixtureRequest) -> tuple[Perturbation, QcPair]:
+    """The (perturbation, QC pair) of one robustness test."""
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture
+def qc_robustness(
+    qc_session: QcSession, qc_perturbation: tuple[Perturbation, QcPair]
+) -> RobustnessResult:
+    """Predict one perturbed QC image and compare its metrics with the original's."""
+    return qc_session.robustness_result(*qc_perturbation)
+
+
+@pytest.fixture(scope="session")
+def _qc_leakage_active() -> None:
+    """Placeholder parametrised away when no ``--training-data`` is given."""
+
+
+@pytest.fixture(scope="session")
+def qc_leakage(qc_session: QcSession, _qc_leakage_active: None) -> LeakageReport:
+    """Compare every QC source image with every training image (once per session)."""
+    if not any(p.source is not None for p in qc_session.pairs):
+        pytest.skip("segqc: the leakage check needs the QC source images (--qc-source)")
+    report = qc_session.leakage()
+    if report is None:
+        pytest.skip("segqc: no --training-data given")
+    return report
+
+
+@pytest.fixture
+def qc_size_bin(
+    request: pytest.FixtureRequest, qc_outcomes: Mapping[str, ImageOutcome]
+) -> SizeBinOutcome:
+    """Recall and mean matched IoU of one object-size bin, over the whole QC set."""
+    plugin = request.config.pluginmanager.get_plugin("segqc-subgroups")
+    return next(b for b in plugin.size_bins() if b.name == request.param)  # type: ignore[union-attr]
+
+
+@pytest.fixture
+def qc_image_group(
+    request: pytest.FixtureRequest, qc_outcomes: Mapping[str, ImageOutcome]
+) -> GroupOutcome:
+    """Every QC metric pooled over one image group."""
+    plugin = request.config.pluginmanager.get_plugin("segqc-subgroups")
+    return next(g for g in plugin.groups() if g.name == request.param)  # type: ignore[union-attr]

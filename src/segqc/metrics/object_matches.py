@@ -11,7 +11,7 @@ report_matches=True)``, whose ``matched_tps`` select the same pairs).
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +19,7 @@ import numpy as np
 
 from segqc.metrics.matching import LabelOverlaps, MatchedPairs, label_overlaps, matched_pairs_of
 
-__all__ = ["ObjectMatches", "match_objects", "object_matches_of"]
+__all__ = ["AreaBins", "ObjectMatches", "area_bins", "match_objects", "object_matches_of", "pool_area_bins"]
 
 
 @dataclass(frozen=True, eq=False)
@@ -164,3 +164,94 @@ def object_matches_of(overlaps: LabelOverlaps, pairs: MatchedPairs) -> ObjectMat
     matched_iou[where] = pairs.ious
     matched_pred[where] = pairs.pred_labels
     return ObjectMatches(pairs.iou_threshold, true_values, true_areas, matched_iou, matched_pred)
+
+
+@dataclass(frozen=True)
+class AreaBins:
+    """Ground-truth objects counted by area bin: what size-bin subgroups pool.
+
+    Bin ``i`` holds objects whose area lies in ``[edges[i-1], edges[i])`` (the first
+    bin has no lower edge, the last no upper edge), so there are ``len(edges) + 1``.
+
+    Attributes
+    ----------
+    edges : tuple of float
+        Increasing area edges, in pixels (voxels in 3D).
+    n_true : tuple of int
+        Ground-truth objects per bin.
+    tp : tuple of int
+        Of those, the ones matched at the image's IoU threshold.
+    iou_sum : tuple of float
+        Sum of the matched objects' IoU per bin.
+    """
+
+    edges: tuple[float, ...]
+    n_true: tuple[int, ...]
+    tp: tuple[int, ...]
+    iou_sum: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Built-in types only (see :meth:`from_dict`)."""
+        return {
+            "edges": list(self.edges),
+            "n_true": list(self.n_true),
+            "tp": list(self.tp),
+            "iou_sum": list(self.iou_sum),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> AreaBins:
+        """Rebuild bins written by :meth:`to_dict`."""
+        return cls(
+            tuple(float(e) for e in data["edges"]),
+            tuple(int(n) for n in data["n_true"]),
+            tuple(int(n) for n in data["tp"]),
+            tuple(float(x) for x in data["iou_sum"]),
+        )
+
+
+def area_bins(matches: ObjectMatches, edges: Sequence[float]) -> AreaBins:
+    """Count one image's ground-truth objects, and its matched ones, by area bin.
+
+    Parameters
+    ----------
+    matches : ObjectMatches
+        The image's per-object matches.
+    edges : sequence of float
+        Increasing area edges (see :class:`AreaBins`).
+
+    Returns
+    -------
+    AreaBins
+    """
+    n_bins = len(edges) + 1
+    bins = np.searchsorted(np.asarray(edges, float), matches.true_areas, side="right")
+    n_true = np.bincount(bins, minlength=n_bins)
+    tp = np.bincount(bins, weights=matches.is_matched, minlength=n_bins)
+    iou_sum = np.bincount(bins, weights=matches.matched_iou.astype(float), minlength=n_bins)
+    return AreaBins(
+        tuple(float(e) for e in edges),
+        tuple(int(n) for n in n_true),
+        tuple(int(round(n)) for n in tp),
+        tuple(float(x) for x in iou_sum),
+    )
+
+
+def pool_area_bins(per_image: Sequence[AreaBins], edges: Sequence[float]) -> AreaBins:
+    """Sum the bins of several images (all counted with the same ``edges``).
+
+    Raises
+    ------
+    ValueError
+        An image was counted with other edges.
+    """
+    n_bins = len(edges) + 1
+    n_true, tp, iou_sum = [0] * n_bins, [0] * n_bins, [0.0] * n_bins
+    for bins in per_image:
+        if bins.edges != tuple(float(e) for e in edges):
+            raise ValueError(f"`per_image` counted with edges {bins.edges}, not {tuple(edges)}")
+        for i in range(n_bins):
+            n_true[i] += bins.n_true[i]
+            tp[i] += bins.tp[i]
+            iou_sum[i] += bins.iou_sum[i]
+    return AreaBins(tuple(float(e) for e in edges), tuple(n_true), tuple(tp), tuple(iou_sum))

@@ -6,8 +6,8 @@ The test is deselected when thresholds.yaml has no ``aggregate_at`` section.
 
 import pytest
 
-from segqc.accuracy import AccuracyCurve
-from segqc.checks import assert_verdicts
+from segqc.checks.accuracy import AccuracyCurve
+from segqc.testing import assert_verdicts
 
 
 def test_aggregate_at(qc_accuracy: AccuracyCurve | None) -> None:

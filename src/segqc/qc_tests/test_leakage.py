@@ -5,7 +5,7 @@ Active with ``--training-data DIR``; settings in ``leakage:`` of thresholds.yaml
 
 import pytest
 
-from segqc.leakage import LeakageReport
+from segqc.checks.leakage.search import LeakageReport
 
 
 def test_leakage(qc_leakage: LeakageReport) -> None:

@@ -8,13 +8,15 @@ from typing import Any
 
 import pytest
 
-from segqc.checks import assert_image, assert_verdicts
-from segqc.session import DatasetOutcome, ImageOutcome
+from segqc.checks.quality import DatasetOutcome
+from segqc.pipeline.outcome import ImageOutcome
+from segqc.session import QcSession
+from segqc.testing import assert_image, assert_verdicts
 
 
-def test_image(qc_image: ImageOutcome) -> None:
+def test_image(qc_image: ImageOutcome, qc_session: QcSession) -> None:
     """Each QC image meets the ``per_image`` limits."""
-    assert_image(qc_image)
+    assert_image(qc_image, qc_session.limits)
 
 
 def test_aggregate(qc_dataset: DatasetOutcome, record_property: Any) -> None:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from segqc.robustness import RobustnessResult
+from segqc.checks.robustness.perturbations import RobustnessResult
 
 
 def test_robustness(qc_robustness: RobustnessResult, record_property: Any) -> None:

@@ -1,5 +1,7 @@
-"""The HTML QC report, written through pytest-html (see :mod:`segqc.report.plugin`)."""
+"""The HTML QC report, written through pytest-html.
 
-from segqc.report.plugin import enable_html_report
-
-__all__ = ["enable_html_report"]
+It is built from data only: the summary.json document (:mod:`segqc.report.content`,
+:mod:`segqc.report.sections`, :mod:`segqc.report.render`) and the images' panels
+(:mod:`segqc.report.panels`, :mod:`segqc.report.selection`, :mod:`segqc.report.store`).
+:mod:`segqc.report.plugin` wires it into pytest-html.
+"""

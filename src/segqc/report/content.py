@@ -1,8 +1,8 @@
 """What the QC report shows, as plain data for the templates.
 
-Everything here is read from the ``summary.json`` document (:func:`segqc.summary.
+Everything here is read from the ``summary.json`` document (:func:`segqc.outputs.summary.
 build_summary`), so the page and the JSON cannot disagree; only the pictures are drawn
-from the files on disk (:mod:`segqc.report.visuals`, :mod:`segqc.report.figures`).
+from the files on disk (:mod:`segqc.report.panels`, :mod:`segqc.report.figures`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from segqc.accuracy import CURVE_METRICS
+from segqc.checks.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS, metric_spec
 
 __all__ = [

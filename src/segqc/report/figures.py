@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from segqc.accuracy import CURVE_METRICS
+from segqc.checks.accuracy import CURVE_METRICS
 
 __all__ = ["accuracy_figure", "file_data_uri"]
 

@@ -23,7 +23,7 @@ __all__ = ["DeferredImages"]
 
 
 class DeferredImages:
-    """Panels of saved visuals (:func:`segqc.report.visuals.save_visual`) to inline later.
+    """Panels of saved visuals (:func:`segqc.report.panels.save_visual`) to inline later.
 
     Each placeholder carries a random per-session token, so nothing else in the page
     (test names, captured logs) can be mistaken for one.
@@ -91,7 +91,7 @@ class DeferredImages:
         return replaced
 
     def _data_uri(self, number: int) -> str:
-        from segqc.report.visuals import load_visual
+        from segqc.report.panels import load_visual
 
         if number >= len(self._panels):
             return ""

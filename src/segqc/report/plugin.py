@@ -1,158 +1,177 @@
 """The QC report: segqc's sections inside pytest-html's report.
 
-:func:`enable_html_report` runs in segqc's ``pytest_configure``, which is ``tryfirst`` so
-that pytest-html's own ``pytest_configure`` (where it decides whether to write a report
-and where) sees ``qc-output/report.html`` as if ``--html`` had been given, in
-self-contained mode. A user's own ``--html`` wins. Only the controller registers it
-(``not hasattr(config, "workerinput")``), like pytest-html, so pytest-xdist works.
+:func:`enable_report` runs in segqc's ``pytest_configure``; it points pytest-html at
+``<qc-output>/report.html`` as if ``--html`` had been given, in self-contained mode (a
+user's own ``--html`` wins). Only the process that writes the outputs registers it, like
+pytest-html itself, so pytest-xdist works.
 
-The sections are rendered at the end of the session, first thing in
-``pytest_sessionfinish`` (after writing ``summary.json``), and placed by pytest-html's
-``pytest_html_results_summary`` hook, which its own ``pytest_sessionfinish`` calls; so
-the report is written after failures, errors and Ctrl-C alike, showing what was
-evaluated. The image panels go into the page as placeholders and are put into the file
-pytest-html wrote, one image at a time, when every ``pytest_sessionfinish`` has run
-(:mod:`segqc.report.inline`).
-
-Under pytest-xdist the controller runs no test, so once the workers report it imports
-the report's drawing library (matplotlib, ~0.15 s) on a thread, rather than at the end
-of the run, when everyone waits for the report.
+The sections are rendered from the summary.json document when pytest-html asks for its
+summary (``pytest_html_results_summary``, called from pytest-html's own
+``pytest_sessionfinish``), so the report is written after failures, errors and Ctrl-C
+alike, showing what was evaluated. Image panels go into the page as placeholders and
+are put into the written file one image at a time (:mod:`segqc.report.inline`), or, for
+more than :data:`~segqc.report.store.INLINE_UP_TO` images, written as pictures into
+``report-images/`` beside it. A run that evaluates no image writes no report: the one
+a finished run left stays as it was.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
 import shutil
-import tempfile
-import threading
 import traceback
+from collections.abc import Generator
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from segqc.report.inline import DeferredImages
-from segqc.reporting import QcSessionPlugin
+from segqc.report.selection import worst_images
+from segqc.report.store import INLINE_UP_TO
 
-__all__ = ["REPORT_NAME", "QcReportPlugin", "enable_html_report"]
+if TYPE_CHECKING:
+    from segqc.session import QcSession
+
+__all__ = ["PICTURES_FOLDER", "REPORT_NAME", "ReportPlugin", "enable_report"]
 
 REPORT_NAME = "report.html"
+#: Beside the report: the pictures of a report with more than INLINE_UP_TO images.
+PICTURES_FOLDER = "report-images"
 
 
 def _resource(name: str) -> Path:
     return Path(str(resources.files("segqc") / "resources" / "report" / name))
 
 
-def enable_html_report(config: pytest.Config, session_plugin: QcSessionPlugin) -> None:
-    """Point pytest-html at ``<qc-output>/report.html`` and register the QC sections.
+def enable_report(config: pytest.Config, session: QcSession) -> ReportPlugin | None:
+    """Point pytest-html at ``<qc-output>/report.html`` and return the QC sections' plugin.
 
-    Does nothing on xdist workers or when pytest-html is not active (``-p no:html``).
+    None when pytest-html is not active (``-p no:html``) or this process writes no
+    outputs (an xdist worker).
     """
-    if hasattr(config, "workerinput") or not config.pluginmanager.hasplugin("html"):
-        return
-    if not getattr(config.option, "htmlpath", None):
-        config.option.htmlpath = str(session_plugin.output_dir / REPORT_NAME)
+    if session.output is None or not config.pluginmanager.hasplugin("html"):
+        return None
+    ours = not getattr(config.option, "htmlpath", None)
+    if ours:
+        config.option.htmlpath = str(session.output.path / REPORT_NAME)
         config.option.self_contained_html = True
     # pytest-html appends --css files to its own style sheet (inlined when self-contained).
     config.option.css = [*getattr(config.option, "css", []), str(_resource("report.css"))]
-    try:  # each image's panels are drawn when it is evaluated and saved here
-        session_plugin.output_dir.mkdir(parents=True, exist_ok=True)
-        session_plugin.run.visuals_dir = Path(
-            tempfile.mkdtemp(prefix=".segqc-visuals-", dir=session_plugin.output_dir)
-        )
-    except OSError:
-        pass  # the report then draws every image from its files at the end
+    session.enable_panels()
     # Where pytest-html writes, resolved as pytest-html does (against the current folder).
     report_path = Path.cwd() / Path(os.path.expandvars(config.option.htmlpath)).expanduser()
-    config.pluginmanager.register(QcReportPlugin(session_plugin, report_path), "segqc-report")
+    return ReportPlugin(session, report_path, ours=ours)
 
 
-class QcReportPlugin:
+class ReportPlugin:
     """pytest-html hooks adding segqc's header and sections to the report.
 
     Parameters
     ----------
-    session_plugin : QcSessionPlugin
-        The run and the summary.json document it built at session finish.
+    session : QcSession
+        The session; its ``summary`` is the document the report shows.
     report_path : Path
         The HTML file pytest-html writes.
+    ours : bool
+        Whether segqc asked pytest-html for the report (rather than the user's ``--html``).
     """
 
-    def __init__(self, session_plugin: QcSessionPlugin, report_path: Path) -> None:
-        self.session_plugin = session_plugin
+    def __init__(self, session: QcSession, report_path: Path, *, ours: bool) -> None:
+        self.session = session
         self.report_path = report_path
+        self.ours = ours
         self.deferred = DeferredImages()
-        self.fragment: str | None = None
-        self.warm_up: threading.Thread | None = None
-        self._warm_up_pending = False
-
-    def pytest_sessionstart(self, session: pytest.Session) -> None:
-        """Under pytest-xdist, warm up once the first worker reports (see below)."""
-        self._warm_up_pending = session.config.pluginmanager.has_plugin("dsession")
-
-    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Under pytest-xdist, import the drawing library while the workers test.
-
-        Not earlier: the controller starts its workers one after the other, and a
-        thread importing matplotlib meanwhile holds the interpreter lock that work needs
-        (the second worker started ~0.15 s later).
-        """
-        if self._warm_up_pending:
-            self._warm_up_pending = False
-            self.warm_up = threading.Thread(target=_import_drawing, name="segqc-warm-up")
-            self.warm_up.start()
-
-    def _wait_for_warm_up(self) -> None:
-        """Let the warm-up import finish first: two threads importing one package can
-        meet a partly initialised module."""
-        if self.warm_up is not None:
-            self.warm_up.join()
-            self.warm_up = None
+        self.pictures_written: list[Path] = []
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_report_title(self, report: Any) -> None:
         """Title the page after the model (or predictions folder) under test."""
-        run = self.session_plugin.run
-        tested = run.model_folder.name if run.model_folder else "predictions"
-        report.title = f"segqc QC report: {tested}"
+        model = self.session.settings.model
+        report.title = f"segqc QC report: {model.name if model else 'predictions'}"
 
-    # pytest registers only attributes named ``pytest_*`` as hooks; ``specname`` lets this
-    # second ``pytest_sessionfinish`` of the class live beside the wrapper below.
-    @pytest.hookimpl(tryfirst=True, specname="pytest_sessionfinish")
-    def pytest_sessionfinish_render(self, session: pytest.Session, exitstatus: int) -> None:
-        """Render the QC sections as soon as the session ends.
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> Generator[None, object, object]:
+        """A run that evaluated no image writes no report (see the module docstring).
 
-        ``tryfirst``: before pytest-xdist's ``pytest_sessionfinish`` waits for its
-        workers to exit, so that wait and the rendering overlap; pytest-html's own
-        ``pytest_sessionfinish`` (``trylast``) then only places the fragment.
+        pytest-html writes in its ``pytest_sessionfinish``; segqc asked for that report,
+        so it withdraws the request before then.
         """
-        self._wait_for_warm_up()  # before the loss figure, which imports matplotlib too
-        self.session_plugin.write_outputs(session, exitstatus)
-        self.fragment = self._render_or_explain(int(session.exitstatus))
+        try:
+            return (yield)
+        finally:
+            if self.ours and not self.session.outcomes:
+                config = session.config
+                for plugin in config.pluginmanager.get_plugins():
+                    if type(plugin).__module__.startswith("pytest_html.") and hasattr(
+                        plugin, "_report_path"
+                    ):
+                        config.pluginmanager.unregister(plugin)
+
+    def pytest_segqc_session_finish(self, session: QcSession) -> None:
+        """Draw the worst images' panels, known only now, from their files."""
+        plan, store = session.panel_plan, session.panels
+        if plan is None or store is None or plan.n_worst == 0:
+            return
+        from segqc.report.panels import draw_from_files, visual_document
+
+        evaluated = [o for o in session.outcomes if o.scores is not None]
+        ranked = worst_images(
+            ((o.pair.name, o.scores.values()) for o in evaluated if o.scores is not None),
+            session.limits.limits("per_image"),
+            plan.n_worst,
+        )
+        by_name = {o.pair.name: o for o in evaluated}
+        for name, reason in ranked:
+            outcome = by_name[name]
+            if name in store or outcome.prediction_file is None:
+                continue
+            visual = draw_from_files(
+                outcome.pair.target,
+                outcome.prediction_file,
+                outcome.pair.source,
+                iou_threshold=session.iou_threshold,
+            )
+            try:
+                store.put(name, visual_document(visual), reason)
+            except (OSError, ValueError):
+                continue  # the report then shows the image without pictures
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(
         self, prefix: list[str], summary: list[str], postfix: list[str], session: Any
     ) -> None:
         """Put the QC report above pytest-html's own summary and results table."""
-        fragment = self.fragment
-        if fragment is None:  # not rendered at sessionfinish: called by someone else
-            fragment = self._render_or_explain(int(session.exitstatus))
-        prefix.append(fragment)
+        prefix.append(self._render_or_explain())
 
-    def _render_or_explain(self, exitstatus: int) -> str:
+    def _render_or_explain(self) -> str:
+        from segqc.report.render import render_failure, render_report
+
+        session = self.session
         try:
-            return self.render(exitstatus)
+            if session.summary is None:
+                raise RuntimeError("no summary: no QC image was evaluated")
+            folder = self.report_path.parent / PICTURES_FOLDER
+            remove_pictures(folder)  # an earlier run's pictures describe other images
+            store = session.panels
+            pictures = folder if store is not None and len(store) > INLINE_UP_TO else None
+            return render_report(
+                session.summary,
+                thresholds_text=session.loaded.text,
+                panels=store,
+                deferred=self.deferred if pictures is None else None,
+                pictures=pictures,
+                report_dir=self.report_path.parent,
+                all_images=[pair.name for pair in session.pairs],
+                output_dir=session.settings.output,
+            )
         except Exception as exc:  # a report bug must not hide the QC outcome
-            from segqc.report.render import render_failure
-
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-            return render_failure(detail, self.session_plugin.output_dir)
+            return render_failure(detail, session.settings.output)
 
     @pytest.hookimpl(wrapper=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> Any:
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, object, object]:
         """Once pytest-html has written the report, put the image panels into it."""
         result = yield  # pytest-html's own pytest_sessionfinish (trylast) writes the file
         if len(self.deferred) and self.report_path.is_file():
@@ -169,27 +188,8 @@ class QcReportPlugin:
                     )
         return result
 
-    def pytest_unconfigure(self, config: pytest.Config) -> None:
-        """Remove the visuals folder and unregister (matters for in-process pytester runs)."""
-        self._wait_for_warm_up()
-        run = self.session_plugin.run
-        if run.visuals_dir is not None:
-            shutil.rmtree(run.visuals_dir, ignore_errors=True)
-            run.visuals_dir = None
-        config.pluginmanager.unregister(self)
 
-    def render(self, exitstatus: int) -> str:
-        """The QC report sections as HTML (rendered from templates, autoescaped)."""
-        from segqc.report.render import render_report
-
-        self._wait_for_warm_up()
-        return render_report(self.session_plugin, exitstatus=exitstatus, deferred=self.deferred)
-
-
-def _import_drawing() -> None:
-    """Import what :func:`segqc.report.figures.accuracy_figure` draws with."""
-    for module in ("matplotlib.figure", "matplotlib.backends.backend_agg"):
-        try:
-            importlib.import_module(module)
-        except Exception:
-            return  # drawing the figure says what is wrong
+def remove_pictures(folder: Path) -> None:
+    """Remove an earlier run's ``report-images/`` folder."""
+    if folder.is_dir() and not folder.is_symlink():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import functools
-from collections.abc import Iterator, Mapping
+import os
+import shutil
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from segqc.accuracy import CURVE_METRICS
+from segqc.checks.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS
-from segqc.report.checks import check_sections
+from segqc.report.sections import check_sections
 from segqc.report.content import (
     accuracy_rows,
     header_rows,
@@ -20,17 +21,8 @@ from segqc.report.content import (
 )
 from segqc.report.figures import accuracy_figure, file_data_uri
 from segqc.report.inline import DeferredImages
-from segqc.report.visuals import (
-    FN_COLOUR,
-    FP_COLOUR,
-    IOU_LEGEND,
-    ImageVisual,
-    Panel,
-    load_visual,
-    render_visual,
-)
-from segqc.reporting import QcSessionPlugin
-from segqc.session import ImageOutcome, QcRun
+from segqc.report.panels import FN_COLOUR, FP_COLOUR, ImageVisual, Panel, iou_legend
+from segqc.report.store import PanelStore, picture_files
 
 __all__ = ["render_failure", "render_report"]
 
@@ -52,28 +44,10 @@ def _environment() -> Any:
     )
 
 
-def _summary_of(session_plugin: QcSessionPlugin, exitstatus: int) -> dict[str, Any]:
-    """summary.json's document; built here only if segqc wrote none (nothing evaluated)."""
-    if session_plugin.summary is not None:
-        return session_plugin.summary
-    from segqc.summary import build_summary, run_status
-
-    run = session_plugin.run
-    dataset = run.dataset()
-    return build_summary(
-        run,
-        dataset,
-        status=run_status(run, dataset, exitstatus=exitstatus),
-        qc_folders=session_plugin.folders,
-        ignored_files=[str(p) for p in session_plugin.ignored],
-        test_counts=session_plugin.test_counts,
-    )
-
-
 def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     """The loss-curve checks' figure, verdicts and key facts (None: the checks did not run).
 
-    Reads the ``loss_curve`` record of summary.json (see :mod:`segqc.loss_session`).
+    Reads the ``loss_curve`` record of summary.json (see :mod:`segqc.checks.loss.plugin`).
     """
     record = summary.get("loss_curve")
     if not isinstance(record, Mapping):
@@ -106,64 +80,77 @@ def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
     }
 
 
-def _visual_of(
-    run: QcRun, outcome: ImageOutcome | None, deferred: DeferredImages | None
-) -> ImageVisual | None:
-    """The panels drawn when the image was evaluated, else drawn now from its files.
-
-    With ``deferred``, panels read from a visuals file are given placeholders instead
-    of their pictures, which :class:`DeferredImages` puts into the written report.
-    """
-    if outcome is None or outcome.scores is None:
-        return None
-    if outcome.visual_file is not None:
-        try:
-            visual = load_visual(outcome.visual_file)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass  # removed or damaged: draw it again
-        else:
-            if deferred is None:
-                return visual
-            panels = tuple(
-                Panel(panel.caption, deferred.placeholder(outcome.visual_file, index))
-                for index, panel in enumerate(visual.panels)
-            )
-            return ImageVisual(panels, visual.note)
-    return render_visual(run, outcome)
-
-
 def _visuals(
-    run: QcRun, rows: list[Any], deferred: DeferredImages | None
+    rows: list[Any],
+    panels: PanelStore | None,
+    deferred: DeferredImages | None,
+    pictures: Path | None,
+    report_dir: Path | None,
 ) -> Iterator[dict[str, Any]]:
-    """One entry per image row, each visual loaded only when the template reaches it.
+    """One entry per image shown in the visual assessment, panels loaded one at a time.
 
-    A generator, so the report holds the panels of one image at a time besides the
-    HTML rendered so far.
+    When every image has panels (or none is drawn), every image row is listed;
+    otherwise only the images with panels (the metrics table lists the rest). A
+    generator, so the report holds the panels of one image at a time besides the HTML
+    rendered so far.
     """
-    outcomes = {o.pair.name: o for o in run.outcomes}
-    for row in rows:
-        if row.kind != "image":
+    image_rows = [row for row in rows if row.kind == "image"]
+    every = panels is None or all(row.subject in panels for row in image_rows)
+    for index, row in enumerate(image_rows, start=1):
+        if not (every or (panels is not None and row.subject in panels)):
             continue
-        visual = _visual_of(run, outcomes.get(row.subject), deferred)
-        yield {"row": row, "visual": visual, "open": row.status in ("fail", "error")}
+        visual = _visual_of(row.subject, index, panels, deferred, pictures, report_dir)
+        reason = panels.reason(row.subject) if panels is not None else None
+        yield {
+            "row": row,
+            "index": index,
+            "visual": visual,
+            "reason": reason or "",
+            "open": row.status in ("fail", "error"),
+        }
 
 
-def _accuracy_png(run: QcRun, record: Mapping[str, Any], *, matching_threshold: float) -> str:
-    """The accuracy-vs-IoU figure, from the picture cache when it was drawn before."""
-    cache = run.picture_cache
-    if cache is None:
-        return accuracy_figure(record, matching_threshold=matching_threshold)
-    from segqc.cache import picture_key
-    from segqc.outputs import OutputError
+def _visual_of(
+    name: str,
+    index: int,
+    panels: PanelStore | None,
+    deferred: DeferredImages | None,
+    pictures: Path | None,
+    report_dir: Path | None,
+) -> ImageVisual | None:
+    """The panels of image ``name``: placeholders to inline later (``deferred``), links to
+    picture files (``pictures``), or the pictures themselves."""
+    if panels is None:
+        return None
+    if deferred is not None:
+        path = panels.file(name)
+        visual = panels.load(name)
+        if path is None or visual is None:
+            return None
+        return ImageVisual(
+            tuple(
+                Panel(panel.caption, deferred.placeholder(path, i))
+                for i, panel in enumerate(visual.panels)
+            ),
+            visual.note,
+        )
+    visual = panels.load(name)
+    if visual is None or pictures is None:
+        return visual
+    files = list(picture_files(visual, pictures, f"image{index:05d}"))
+    base = report_dir or pictures.parent
+    return ImageVisual(
+        tuple(
+            Panel(panel.caption, os.path.relpath(path, base).replace(os.sep, "/"))
+            for panel, path in zip(visual.panels, files, strict=False)
+        ),
+        visual.note,
+    )
 
-    key = picture_key("accuracy figure", record=record, matching_threshold=matching_threshold)
-    cached = cache.get(key)
-    if cached is not None and isinstance(cached.get("data_uri"), str):
-        return str(cached["data_uri"])
-    data_uri = accuracy_figure(record, matching_threshold=matching_threshold)
-    with contextlib.suppress(OutputError):  # not cached: drawn again next time
-        cache.put(key, {"data_uri": data_uri})
-    return data_uri
+
+def _accuracy_png(record: Mapping[str, Any], *, matching_threshold: float) -> str:
+    """The accuracy-vs-IoU figure."""
+    return accuracy_figure(record, matching_threshold=matching_threshold)
 
 
 def _colour(rgb: tuple[int, ...]) -> str:
@@ -171,31 +158,52 @@ def _colour(rgb: tuple[int, ...]) -> str:
 
 
 def render_report(
-    session_plugin: QcSessionPlugin, *, exitstatus: int, deferred: DeferredImages | None = None
+    summary: Mapping[str, Any],
+    *,
+    thresholds_text: str,
+    panels: PanelStore | None = None,
+    deferred: DeferredImages | None = None,
+    pictures: Path | None = None,
+    report_dir: Path | None = None,
+    all_images: Sequence[str] = (),
+    output_dir: Path | None = None,
 ) -> str:
     """All segqc sections of the report, as one HTML fragment.
 
     Parameters
     ----------
-    session_plugin : QcSessionPlugin
-        The run, its folders and the summary it built.
-    exitstatus : int
-        pytest's exit status so far (used only when no summary was built).
+    summary : mapping
+        The summary.json document: every number and verdict the report shows.
+    thresholds_text : str
+        The thresholds file as written, shown in full.
+    panels : PanelStore, optional
+        The images' panels (None: no pictures).
     deferred : DeferredImages, optional
-        Collects the image panels as placeholders, to be put into the written file by
-        :meth:`DeferredImages.inline_into`; None puts the pictures in the fragment.
+        Collects the panels as placeholders, to be put into the written file by
+        :meth:`DeferredImages.inline_into`.
+    pictures : Path, optional
+        Write the panels as picture files into this folder (emptied first) and link
+        them, relative to ``report_dir``, instead of putting them into the page.
+    report_dir : Path, optional
+        The folder of the report file (for the links to ``pictures``).
+    all_images : sequence of str
+        Every QC image's name, so the report can list those not evaluated.
+    output_dir : Path, optional
+        Where metrics.csv and summary.json are, for the page's footer.
 
     Returns
     -------
     str
         HTML rendered from ``resources/report/qc_report.jinja2`` with autoescaping.
     """
-    summary = _summary_of(session_plugin, exitstatus)
-    run = session_plugin.run
+    if pictures is not None and pictures.is_dir():
+        shutil.rmtree(pictures)
     rows = metrics_rows(summary)
     statuses = image_statuses(rows)
     record = summary.get("accuracy_vs_iou")
     matching_threshold = summary["matching"]["iou_threshold"]
+    evaluated = {image["name"] for image in summary.get("images") or []}
+    unevaluated = [name for name in all_images if name not in evaluated]
     chunks = (
         _environment()
         .get_template("qc_report.jinja2")
@@ -204,31 +212,31 @@ def render_report(
             status=summary["status"],
             counts=verdict_counts(summary, statuses),
             header=header_rows(summary),
-            thresholds_text=run.thresholds.text,
+            thresholds_text=thresholds_text,
             metrics=METRICS,
             rows=rows,
-            unevaluated=[p.name for p in run.pending()],
+            unevaluated=unevaluated,
             loss=_loss_section(summary),
             checks=check_sections(summary),
             accuracy=record,
             accuracy_rows=accuracy_rows(summary),
             accuracy_metrics=(*CURVE_METRICS, "tp", "fp", "fn"),
             accuracy_png=(
-                _accuracy_png(run, record, matching_threshold=matching_threshold)
-                if record
-                else None
+                _accuracy_png(record, matching_threshold=matching_threshold) if record else None
             ),
-            visuals=_visuals(run, rows, deferred),
+            visuals=_visuals(rows, panels, deferred, pictures, report_dir),
+            n_images=len([row for row in rows if row.kind == "image"]),
+            n_with_panels=len(panels) if panels is not None else 0,
+            pictures_folder=pictures.name if pictures is not None else None,
             iou_threshold=matching_threshold,
             fn_colour=_colour(FN_COLOUR),
             fp_colour=_colour(FP_COLOUR),
-            iou_gradient=", ".join(IOU_LEGEND),
-            output_dir=str(session_plugin.output_dir),
+            iou_gradient=", ".join(iou_legend()),
+            output_dir=str(output_dir or ""),
         )
     )
     # One non-ASCII character (≥, ×, –) makes Python store the whole fragment at 2 bytes
-    # per character (tens of MB when the pictures are in it, without ``deferred``); as
-    # character references the same page is ASCII, 1 byte per character.
+    # per character; as character references the same page is ASCII, 1 byte per character.
     return "".join(
         chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
         for chunk in chunks
