@@ -15,7 +15,7 @@ import pytest
 from segqc.metrics.community import DSB_THRESHOLDS
 from segqc.metrics.scores import QcScores, measure, pool
 
-from conftest import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED
 
 
 def _case_a() -> tuple[np.ndarray, np.ndarray]:

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from segqc.metrics.matching import match_labels, matched_pairs
 from segqc.thresholds import ThresholdsError, load_thresholds
 
-from conftest import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED
 
 QC = ("--pyargs", "segqc.qc_tests")
 
@@ -152,9 +152,9 @@ def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, th
 
 
 def _squares_run(tmp_path, *, visuals: bool = False):
-    from segqc.pairing import QcPair
-    from segqc.prediction import PredictionsFolder
-    from segqc.session import QcRun
+    from segqc.data.pairing import QcPair
+    from segqc.predict.stardist import PredictionsFolder
+    from segqc.pipeline.evaluate import QcRun
     from segqc.thresholds import bundled_thresholds_path
 
     (tmp_path / "target").mkdir()
@@ -179,7 +179,7 @@ def _squares_run(tmp_path, *, visuals: bool = False):
 
 
 def test_curve_at_evaluation_equals_the_curve_read_back_from_disk(tmp_path):
-    from segqc.accuracy import IOU_GRID, _compute, accuracy_vs_iou
+    from segqc.checks.accuracy import IOU_GRID, _compute, accuracy_vs_iou
     from segqc.metrics.matching import match_labels_at
 
     run = _squares_run(tmp_path)
@@ -200,7 +200,7 @@ def test_curve_at_evaluation_equals_the_curve_read_back_from_disk(tmp_path):
 
 
 def test_visual_drawn_at_evaluation_equals_the_one_drawn_from_files(tmp_path):
-    from segqc.report.visuals import load_visual, render_visual
+    from segqc.report.panels import load_visual, render_visual
 
     run = _squares_run(tmp_path, visuals=True)
     for outcome in run.evaluate_all():

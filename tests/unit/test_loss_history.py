@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from loss_logs import write_csv, write_events
+from tests.unit.loss_logs import write_csv, write_events
 
-from segqc.loss_history import (
+from segqc.checks.loss.history import (
     HistoryError,
     find_history,
     read_csv_history,
@@ -98,7 +98,7 @@ def test_tensorboard_reader_does_not_import_tensorflow(tmp_path, pytester, monke
     write_events(logs / "train", {"epoch_loss": LOSS})
     code = (
         "import sys; from pathlib import Path; "
-        "from segqc.loss_history import read_tensorboard_history; "
+        "from segqc.checks.loss.history import read_tensorboard_history; "
         f"h = read_tensorboard_history(Path({str(logs)!r})); "
         "assert 'tensorflow' not in sys.modules, 'tensorflow imported'; print(h.n_epochs)"
     )
@@ -186,7 +186,7 @@ def test_training_log_accepts_csv_logs_or_model_folder(tmp_path):
 
 def test_plot_writes_a_png_with_two_panels(tmp_path):
     pytest.importorskip("matplotlib")
-    from segqc.loss_plot import plot_loss_curves
+    from segqc.checks.loss.figure import plot_loss_curves
 
     path = write_csv(tmp_path / "h.csv", {"loss": LOSS, "val_loss": VAL, "prob_loss": LOSS})
     out = plot_loss_curves(read_csv_history(path), tmp_path / "out" / "loss_curve.png")
@@ -201,7 +201,7 @@ def test_plot_writes_a_png_with_two_panels(tmp_path):
 
 def test_plot_is_redrawn_only_when_the_history_changes(tmp_path):
     pytest.importorskip("matplotlib")
-    from segqc.loss_plot import plot_loss_curves
+    from segqc.checks.loss.figure import plot_loss_curves
 
     out = tmp_path / "loss_curve.png"
     first = write_csv(tmp_path / "a.csv", {"loss": LOSS, "val_loss": VAL})

@@ -12,7 +12,7 @@ import pytest
 import tifffile
 from stardist.matching import matching
 
-from conftest import DEMO2D, DEMO2D_WEAK, QC2D
+from tests.helpers import DEMO2D, DEMO2D_WEAK, QC2D
 
 QC = ("--pyargs", "segqc.qc_tests")
 DEMO_ARGS = ("--qc-source", str(QC2D / "source"), "--qc-target", str(QC2D / "target"))

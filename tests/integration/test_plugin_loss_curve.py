@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from loss_logs import write_csv, write_events
+from tests.unit.loss_logs import write_csv, write_events
 
-from conftest import DEMO2D
+from tests.helpers import DEMO2D
 
 LOSS_TESTS = ("--pyargs", "segqc.qc_tests.test_loss_curve")
 CSV = ("Quality Control", "training_evaluation.csv")

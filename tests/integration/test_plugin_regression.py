@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import LOSS_CURVE_TESTS, OPTIONAL_SKIPPED
+from tests.helpers import LOSS_CURVE_TESTS, OPTIONAL_SKIPPED
 
 QC = ("--pyargs", "segqc.qc_tests")
 REGRESSION_LIMITS = """\

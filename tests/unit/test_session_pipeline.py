@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 import tifffile
 
-import segqc.session
-from segqc.loss_curve import LossCurveSettings
-from segqc.loss_session import LossCurveRun
-from segqc.pairing import QcPair
-from segqc.prediction import PredictionResult
-from segqc.session import QcRun
+import segqc.pipeline.evaluate
+from segqc.checks.loss.convergence import LossCurveSettings
+from segqc.checks.loss.plugin import LossCurveRun
+from segqc.data.pairing import QcPair
+from segqc.predict.stardist import PredictionResult
+from segqc.pipeline.evaluate import QcRun
 from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
 
@@ -58,13 +58,13 @@ def qc_run(qc, predictor, output: Path) -> QcRun:
 def measured_on(monkeypatch):
     """The thread each image's metrics were computed on."""
     threads: list[str] = []
-    original = segqc.session.measure
+    original = segqc.pipeline.evaluate.measure
 
     def measure(*args, **kwargs):
         threads.append(threading.current_thread().name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(segqc.session, "measure", measure)
+    monkeypatch.setattr(segqc.pipeline.evaluate, "measure", measure)
     return threads
 
 
@@ -123,7 +123,7 @@ def test_background_work_runs_beside_the_predictions(make_qc, tmp_path):
 
 
 def test_without_a_model_background_work_is_left_to_the_caller(make_qc, tmp_path):
-    from segqc.prediction import PredictionsFolder
+    from segqc.predict.stardist import PredictionsFolder
 
     qc = make_qc(3)
     files = {p.name: p for p in qc.predictions.iterdir()}
@@ -134,7 +134,7 @@ def test_without_a_model_background_work_is_left_to_the_caller(make_qc, tmp_path
 
 
 def test_loss_figure_is_drawn_once_whoever_asks(tmp_path, monkeypatch):
-    import segqc.loss_plot
+    import segqc.checks.loss.figure
 
     history = tmp_path / "model" / "Quality Control" / "training_evaluation.csv"
     history.parent.mkdir(parents=True)
@@ -143,13 +143,13 @@ def test_loss_figure_is_drawn_once_whoever_asks(tmp_path, monkeypatch):
         + "".join(f"{1 / (e + 1):.4f},{1.2 / (e + 1):.4f},0.0003\n" for e in range(30))
     )
     drawn = []
-    original = segqc.loss_plot.plot_loss_curves
+    original = segqc.checks.loss.figure.plot_loss_curves
 
     def counting(*args, **kwargs):
         drawn.append(threading.current_thread().name)
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(segqc.loss_plot, "plot_loss_curves", counting)
+    monkeypatch.setattr(segqc.checks.loss.figure, "plot_loss_curves", counting)
     run = LossCurveRun(
         LossCurveSettings(), output_dir=tmp_path / "out", model_dir=history.parents[1]
     )
@@ -168,7 +168,7 @@ def test_loss_figure_is_drawn_once_whoever_asks(tmp_path, monkeypatch):
 
 
 def test_a_loss_figure_that_cannot_be_drawn_is_an_error_in_the_summary(tmp_path, monkeypatch):
-    import segqc.loss_plot
+    import segqc.checks.loss.figure
 
     history = tmp_path / "model" / "Quality Control" / "training_evaluation.csv"
     history.parent.mkdir(parents=True)
@@ -177,7 +177,7 @@ def test_a_loss_figure_that_cannot_be_drawn_is_an_error_in_the_summary(tmp_path,
     def broken(*args, **kwargs):
         raise ValueError("no renderer")
 
-    monkeypatch.setattr(segqc.loss_plot, "plot_loss_curves", broken)
+    monkeypatch.setattr(segqc.checks.loss.figure, "plot_loss_curves", broken)
     run = LossCurveRun(
         LossCurveSettings(), output_dir=tmp_path / "out", model_dir=history.parents[1]
     )
@@ -188,7 +188,7 @@ def test_a_loss_figure_that_cannot_be_drawn_is_an_error_in_the_summary(tmp_path,
 
 def test_a_bug_while_measuring_surfaces_and_keeps_earlier_images(make_qc, tmp_path, monkeypatch):
     qc = make_qc(4)
-    original = segqc.session.measure
+    original = segqc.pipeline.evaluate.measure
 
     def buggy(target, predicted, **kwargs):
         if buggy.calls == 1:  # the second image measured
@@ -198,7 +198,7 @@ def test_a_bug_while_measuring_surfaces_and_keeps_earlier_images(make_qc, tmp_pa
         return original(target, predicted, **kwargs)
 
     buggy.calls = 0
-    monkeypatch.setattr(segqc.session, "measure", buggy)
+    monkeypatch.setattr(segqc.pipeline.evaluate, "measure", buggy)
     run = qc_run(qc, ModelStandIn(qc.predictions, []), tmp_path)
     with pytest.raises(RuntimeError, match="a bug in segqc"):
         run.evaluate_all()

@@ -15,11 +15,11 @@ import pytest
 import tifffile
 from PIL import Image
 
-from segqc.images import read_tiff
+from segqc.data.images import read_tiff
 from segqc.metrics.catalogue import METRICS
-from segqc.pairing import QcPair
-from segqc.prediction import PredictionsFolder
-from segqc.report.visuals import (
+from segqc.data.pairing import QcPair
+from segqc.predict.stardist import PredictionsFolder
+from segqc.report.panels import (
     FN_COLOUR,
     FP_COLOUR,
     IOU_LEGEND,
@@ -27,7 +27,7 @@ from segqc.report.visuals import (
     iou_colours,
     render_visual,
 )
-from segqc.session import QcRun
+from segqc.pipeline.evaluate import QcRun
 from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
 QC = ("--pyargs", "segqc.qc_tests")

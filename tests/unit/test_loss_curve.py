@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from segqc.loss_curve import (
+from segqc.checks.loss.convergence import (
     LOSS_CHECKS,
     LossCurveSettings,
     check_converged,
@@ -20,7 +20,7 @@ from segqc.loss_curve import (
     check_overfitting,
     moving_median,
 )
-from segqc.loss_history import LossHistory
+from segqc.checks.loss.history import LossHistory
 
 DEFAULTS = LossCurveSettings()
 

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import QcFolders, disks, image_from
+from tests.helpers import QcFolders, disks, image_from
 
 QC = ("--pyargs", "segqc.qc_tests")
 NO_LIMITS = "matching:\n  iou_threshold: 0.5\n"
@@ -282,7 +282,7 @@ def disk_full(s: Scenario) -> None:
 def interrupted(s: Scenario) -> None:
     s.subprocess = True
     (s.root / "conftest.py").write_text(
-        "import segqc.prediction as p\n"
+        "import segqc.predict.stardist as p\n"
         "_predict = p.PredictionsFolder.predict\n"
         "def predict(self, pair, image):\n"
         "    if pair.name == 'img01.tif':\n"

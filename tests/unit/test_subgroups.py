@@ -12,9 +12,9 @@ import pytest
 import tifffile
 
 from segqc.metrics.object_matches import match_objects
-from segqc.subgroups import GroupsFileError, read_groups_file, size_bin_values
+from segqc.checks.subgroups.grouping import GroupsFileError, read_groups_file, size_bin_values
 
-from conftest import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED
 
 QC = ("--pyargs", "segqc.qc_tests")
 

@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from conftest import DEMO2D, DEMO2D_WEAK, LOSS_CURVE_TESTS, QC2D
+from tests.helpers import DEMO2D, DEMO2D_WEAK, LOSS_CURVE_TESTS, QC2D
 
 QC = ("--pyargs", "segqc.qc_tests")
 DEMO_ARGS = ("--qc-source", str(QC2D / "source"), "--qc-target", str(QC2D / "target"),

@@ -14,9 +14,9 @@ import pytest
 import tifffile
 from csbdeep.utils import normalize
 
-from segqc.axes import ImageInputError, fit_to_model, read_source_image, to_channel_last
-from segqc.model_folder import ModelFolder
-from segqc.prediction import prepare_input
+from segqc.data.axes import ImageInputError, fit_to_model, read_source_image, to_channel_last
+from segqc.predict.model_folder import ModelFolder
+from segqc.predict.stardist import prepare_input
 
 
 def _channels(n: int, shape: tuple[int, ...] = (6, 8), seed: int = 0) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ import tifffile
 from scipy.ndimage import gaussian_filter
 from skimage.draw import disk
 
-from segqc.leakage import DIHEDRAL, find_leaks, ncc_search, signature_image
+from segqc.checks.leakage.search import DIHEDRAL, find_leaks, ncc_search, signature_image
 
 QC = ("--pyargs", "segqc.qc_tests")
 

@@ -2,8 +2,8 @@
 
 import math
 
-from segqc.judge import judge
-from segqc.thresholds import Limit
+from segqc.checks.verdict import judge
+from segqc.thresholds.schema import Limit
 
 
 def test_min_max_and_levels():

@@ -13,7 +13,7 @@ from hypothesis.extra.numpy import arrays
 from matplotlib.colors import hsv_to_rgb
 from skimage.segmentation import find_boundaries
 
-from segqc.report.visuals import bright_hues, inner_boundaries
+from segqc.report.panels import bright_hues, inner_boundaries
 
 
 def test_inner_boundaries_by_hand():

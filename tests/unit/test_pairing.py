@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from segqc.pairing import PairingError, discover_pairs, find_prediction_files
+from segqc.data.pairing import PairingError, discover_pairs, find_prediction_files
 
 
 def touch(folder: Path, *names: str) -> None:

@@ -20,25 +20,25 @@ import numpy as np
 import pytest
 import tifffile
 
-from segqc.distributed import (
+from segqc.xdist import (
     SharedEvaluator,
     outcome_from_dict,
     outcome_to_dict,
     received_outcome,
 )
-from segqc.pairing import QcPair
-from segqc.prediction import PredictionResult
-from segqc.session import ImageOutcome, QcRun
+from segqc.data.pairing import QcPair
+from segqc.predict.stardist import PredictionResult
+from segqc.pipeline.evaluate import ImageOutcome, QcRun
 from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
-from conftest import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED
 
 QC = ("--pyargs", "segqc.qc_tests")
 
 FAKE_PREDICT = """
 import numpy as np
 from skimage.measure import label
-from segqc.prediction import PredictionResult, StarDistPredictor
+from segqc.predict.stardist import PredictionResult, StarDistPredictor
 
 def fake_predict(self, pair, image):
     self.device_name = "CPU (fake)"
@@ -105,7 +105,7 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
 
 COUNT_DRAWING = """  # after FAKE_PREDICT, whose pytest_unconfigure runs ``undo``
 import segqc.report.render as render
-import segqc.report.visuals as visuals
+import segqc.report.panels as visuals
 
 def counted(module, name, what):
     original = getattr(module, name)
@@ -375,18 +375,18 @@ def test_outcome_round_trips_through_a_dict(make_qc, tmp_path):
 
 
 def test_run_reads_images_on_demand_and_keeps_only_metrics(make_qc, tmp_path, monkeypatch):
-    import segqc.session
+    import segqc.pipeline.evaluate
 
     qc = make_qc(3, dropped=(0, 1, 2))
     pairs = _pairs(qc)
     read: list[str] = []
-    real_read = segqc.session.read_tiff
+    real_read = segqc.pipeline.evaluate.read_tiff
 
     def counting_read(path: Path) -> np.ndarray:
         read.append(path.name)
         return real_read(path)
 
-    monkeypatch.setattr(segqc.session, "read_tiff", counting_read)
+    monkeypatch.setattr(segqc.pipeline.evaluate, "read_tiff", counting_read)
     predictor = FolderPredictor(qc.predictions)
     run = _run(pairs, predictor, tmp_path)
     run.evaluate(pairs[1])

@@ -1,4 +1,4 @@
-"""Bootstrap intervals and the worst-images mean (segqc.stats).
+"""Bootstrap intervals and the worst-images mean (segqc.checks.statistics.bootstrap).
 
 References: ``stardist.matching.matching_dataset`` for re-pooled replicates; hand-computed
 cases; and simulation where the true pooled value is known by construction (coverage).
@@ -15,7 +15,7 @@ from segqc.metrics.community import AjiCounts, DsbCounts, SegCounts
 from segqc.metrics.matching import MatchingStats
 from segqc.metrics.pixel import ForegroundOverlap
 from segqc.metrics.scores import QcScores, measure, pool
-from segqc.stats import (
+from segqc.checks.statistics.bootstrap import (
     Interval,
     bootstrap_intervals,
     count_matrix,

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from conftest import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED
 
 QC = ("--pyargs", "segqc.qc_tests")
 # the loss-curve tests skip in --predictions mode without --training-log

@@ -7,11 +7,11 @@ import json
 import pytest
 from test_stats import scores_from_counts
 
-from segqc.baseline import BaselineError, baseline_document, compare_data, read_baseline
+from segqc.checks.regression.baseline import BaselineError, baseline_document, compare_data, read_baseline
 from segqc.metrics.scores import pool
-from segqc.regression import compare, drop_of, judge_drop
-from segqc.regression_settings import BootstrapSettings, DropLimit, RegressionSettings
-from segqc.stats import Interval
+from segqc.checks.regression.comparison import compare, drop_of, judge_drop
+from segqc.thresholds.regression import BootstrapSettings, DropLimit, RegressionSettings
+from segqc.checks.statistics.bootstrap import Interval
 from segqc.thresholds import Thresholds, ThresholdsError, load_thresholds
 
 

@@ -1,6 +1,6 @@
 """The report's optional check sections, built from hand-written summary.json fragments."""
 
-from segqc.report.checks import check_sections
+from segqc.report.sections import check_sections
 
 
 def test_sections_are_absent_when_their_checks_did_not_run():

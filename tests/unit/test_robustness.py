@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from segqc.robustness import (
+from segqc.checks.robustness.perturbations import (
     flip,
     gaussian_blur,
     gaussian_noise,
@@ -21,7 +21,7 @@ from segqc.robustness import (
     poisson_noise,
     rot90,
 )
-from segqc.thresholds import RobustnessSettings
+from segqc.thresholds.schema import RobustnessSettings
 
 QC = ("--pyargs", "segqc.qc_tests")
 
@@ -86,7 +86,7 @@ def test_plan_ids_follow_the_settings():
 RAW_THRESHOLD_CONFTEST = """
 import numpy as np
 from skimage.measure import label
-from segqc.prediction import PredictionResult
+from segqc.predict.stardist import PredictionResult
 
 class RawThreshold:
     needs_source_image = True

@@ -6,7 +6,7 @@ import os
 import pytest
 
 from segqc.report.inline import DeferredImages
-from segqc.report.visuals import ImageVisual, Panel, save_visual
+from segqc.report.panels import ImageVisual, Panel, save_visual
 
 QC = ("--pyargs", "segqc.qc_tests")
 

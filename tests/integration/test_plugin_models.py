@@ -25,7 +25,7 @@ from stardist.matching import matching  # noqa: E402
 
 from segqc.metrics.catalogue import METRIC_KEYS, ZEROCOST_KEYS  # noqa: E402
 
-from conftest import OPTIONAL_SKIPPED  # noqa: E402
+from tests.helpers import OPTIONAL_SKIPPED  # noqa: E402
 
 QC = ("--pyargs", "segqc.qc_tests")
 # the loss-curve tests skip: these tiny model folders have no training history
@@ -122,8 +122,8 @@ def test_3d_model_runs_end_to_end_with_every_metric(pytester, tiny3d):
 
 
 def test_3d_model_is_loaded_with_its_anisotropy(tiny3d):
-    from segqc.model_folder import inspect_model_folder
-    from segqc.prediction import PredictionParameters, StarDistPredictor
+    from segqc.predict.model_folder import inspect_model_folder
+    from segqc.predict.stardist import PredictionParameters, StarDistPredictor
 
     predictor = StarDistPredictor(
         inspect_model_folder(tiny3d), PredictionParameters(0.5, 0.4, "test"), device="cpu"

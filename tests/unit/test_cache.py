@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from segqc.cache import (
+from segqc.predict.cache import (
     CachingPredictor,
     PictureCache,
     PredictionCache,
@@ -16,8 +16,8 @@ from segqc.cache import (
     cache_key,
     picture_key,
 )
-from segqc.pairing import QcPair
-from segqc.prediction import PredictionResult
+from segqc.data.pairing import QcPair
+from segqc.predict.stardist import PredictionResult
 
 SETTINGS = {
     "weights_sha256": "a" * 64,

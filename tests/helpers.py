@@ -1,0 +1,90 @@
+"""Builders of QC data for segqc's own tests.
+
+QC data here is built from disks at known places, so expected metrics can be computed by
+hand (and are, in the tests that use them).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from skimage.draw import disk
+
+REPO = Path(__file__).resolve().parents[1]
+#: QC tests that skip in a run without a training history (the five loss-curve checks)
+#: or without a baseline (three regression scopes and two statistical gates).
+LOSS_CURVE_TESTS = 5
+REGRESSION_TESTS = 5
+OPTIONAL_SKIPPED = LOSS_CURVE_TESTS + REGRESSION_TESTS
+
+DEMO2D = REPO / "fixtures" / "models" / "demo2d"
+DEMO2D_WEAK = REPO / "fixtures" / "models" / "demo2d_weak"
+DEMO3D = REPO / "fixtures" / "models" / "demo3d"
+QC2D = REPO / "fixtures" / "qc2d"
+QC3D = REPO / "fixtures" / "qc3d"
+
+
+def disks(shape: tuple[int, int], n: int, *, radius: int = 6, spacing: int = 20) -> np.ndarray:
+    """``n`` disjoint disks on a grid, labelled 1..n in reading order."""
+    labels = np.zeros(shape, dtype=np.uint16)
+    per_row = (shape[1] - spacing // 2) // spacing
+    for i in range(n):
+        row, col = divmod(i, per_row)
+        centre = (spacing // 2 + row * spacing, spacing // 2 + col * spacing)
+        labels[disk(centre, radius, shape=shape)] = i + 1
+    return labels
+
+
+def image_from(labels: np.ndarray, *, seed: int = 0) -> np.ndarray:
+    """A noisy uint16 image with bright nuclei where ``labels`` has objects."""
+    rng = np.random.default_rng(seed)
+    image = 100 + 400 * (labels > 0) + rng.normal(0, 20, labels.shape)
+    return np.clip(image, 0, 65535).astype(np.uint16)
+
+
+@dataclass(frozen=True)
+class QcFolders:
+    """Folders of one generated QC set."""
+
+    root: Path
+    source: Path
+    target: Path
+    predictions: Path
+
+
+def write_qc(
+    base: Path,
+    n_images: int = 3,
+    *,
+    n_objects: int = 10,
+    dropped: Sequence[int] = (),
+) -> QcFolders:
+    """Write QC folders: each image has ``n_objects`` disks; predictions drop some.
+
+    ``dropped[i]`` objects (the highest labels) are missing from image i's prediction,
+    so for image i: tp = n - dropped, fn = dropped, fp = 0.
+    """
+    folders = QcFolders(base, base / "source", base / "target", base / "predictions")
+    for folder in (folders.source, folders.target, folders.predictions):
+        folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n_images):
+        labels = disks((64, 128), n_objects)
+        prediction = labels.copy()
+        drop = dropped[i] if i < len(dropped) else 0
+        if drop:
+            prediction[prediction > n_objects - drop] = 0
+        name = f"img{i:02d}.tif"
+        tifffile.imwrite(folders.source / name, image_from(labels, seed=i))
+        tifffile.imwrite(folders.target / name, labels)
+        tifffile.imwrite(folders.predictions / name, prediction)
+    return folders
+
+
+def checkout_pythonpath() -> str:
+    """PYTHONPATH for subprocesses and xdist workers: this checkout's segqc first."""
+    return os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
