@@ -71,3 +71,10 @@ def tensorflow_ready(tiny_model_dir: Path) -> None:
 def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """xdist workers and subprocesses are new processes: make them import this checkout."""
     monkeypatch.setenv("PYTHONPATH", checkout_pythonpath())
+
+# segqc's own modules, imported once here rather than again in every in-process pytester
+# run (which drops what a run imported): the runs then take a fraction of the time.
+import segqc.gate  # noqa: E402, F401
+import segqc.report.plugin  # noqa: E402, F401
+import segqc.report.render  # noqa: E402, F401
+import segqc.xdist  # noqa: E402, F401

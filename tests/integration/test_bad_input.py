@@ -282,7 +282,7 @@ def disk_full(s: Scenario) -> None:
 def interrupted(s: Scenario) -> None:
     s.subprocess = True
     (s.root / "conftest.py").write_text(
-        "import segqc.predict.stardist as p\n"
+        "import segqc.predict.folder as p\n"
         "_predict = p.PredictionsFolder.predict\n"
         "def predict(self, pair, image):\n"
         "    if pair.name == 'img01.tif':\n"

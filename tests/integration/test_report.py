@@ -15,20 +15,17 @@ import pytest
 import tifffile
 from PIL import Image
 
+import segqc.session
 from segqc.data.images import read_tiff
 from segqc.metrics.catalogue import METRICS
-from segqc.data.pairing import QcPair
-from segqc.predict.stardist import PredictionsFolder
 from segqc.report.panels import (
     FN_COLOUR,
     FP_COLOUR,
-    IOU_LEGEND,
     MAX_SIDE,
+    draw_from_files,
     iou_colours,
-    render_visual,
+    iou_legend,
 )
-from segqc.pipeline.evaluate import QcRun
-from segqc.thresholds import bundled_thresholds_path, load_thresholds
 
 QC = ("--pyargs", "segqc.qc_tests")
 STRICT = "per_image:\n  f1: {min: 0.8}\n  pixel_iou: {min: 0.5}\n"
@@ -200,14 +197,14 @@ def test_users_html_option_wins(pytester, make_qc, thresholds_file):
 
 
 def test_interrupted_run_still_writes_the_report(pytester, make_qc, thresholds_file, monkeypatch):
-    original = QcRun._evaluate
+    original = segqc.session.evaluate_image
 
-    def interrupt_at_second_image(self, pair):
+    def interrupt_at_second_image(pair, **kwargs):
         if pair.name == "img01.tif":
             raise KeyboardInterrupt
-        return original(self, pair)
+        return original(pair, **kwargs)
 
-    monkeypatch.setattr(QcRun, "_evaluate", interrupt_at_second_image)
+    monkeypatch.setattr(segqc.session, "evaluate_image", interrupt_at_second_image)
     _, result = run_report(pytester, make_qc, thresholds_file, no_reraise_ctrlc=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     tree = Tree((pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")).root
@@ -219,7 +216,8 @@ def test_interrupted_run_still_writes_the_report(pytester, make_qc, thresholds_f
     ]
 
 
-def make_run(tmp_path, target, predicted, source=None):
+def draw(tmp_path, target, predicted, source=None):
+    """The panels of one image drawn from its files, as the report draws the worst images."""
     for name in ("target", "predictions", "source"):
         (tmp_path / name).mkdir()
     tifffile.imwrite(tmp_path / "target" / "x.tif", target)
@@ -228,17 +226,12 @@ def make_run(tmp_path, target, predicted, source=None):
     if source is not None:
         source_path = tmp_path / "source" / "x.tif"
         tifffile.imwrite(source_path, source)
-    pair = QcPair("x.tif", source_path, tmp_path / "target" / "x.tif")
-    run = QcRun(
-        pairs=(pair,),
-        thresholds=load_thresholds(bundled_thresholds_path(), is_bundled_default=True),
-        predictor=PredictionsFolder(
-            tmp_path / "predictions", {"x.tif": tmp_path / "predictions" / "x.tif"}
-        ),
-        output_dir=tmp_path / "out",
+    return draw_from_files(
+        tmp_path / "target" / "x.tif",
+        tmp_path / "predictions" / "x.tif",
+        source_path,
+        iou_threshold=0.5,
     )
-    [outcome] = run.evaluate_all()
-    return run, outcome
 
 
 def decode(data_uri):
@@ -253,8 +246,7 @@ def test_error_map_colours_matches_misses_and_false_positives(tmp_path):
     predicted = np.zeros_like(target)
     predicted[5:15, 7:17] = 4
     predicted[25:35, 25:35] = 9  # no partner: false positive
-    run, outcome = make_run(tmp_path, target, predicted)
-    visual = render_visual(run, outcome)
+    visual = draw(tmp_path, target, predicted)
     assert [p.caption for p in visual.panels] == [
         "ground truth",
         "prediction",
@@ -282,8 +274,7 @@ def test_large_and_3d_images_are_downscaled_and_sliced(tmp_path):
     target = np.zeros((5, 900, 1200), np.uint16)
     target[:, 100:300, 100:300] = 1
     source = (target * 500 + 100).astype(np.uint16)
-    run, outcome = make_run(tmp_path, target, target.copy(), source=source)
-    visual = render_visual(run, outcome)
+    visual = draw(tmp_path, target, target.copy(), source=source)
     assert len(visual.panels) == 4 + 4  # the middle z plane, then the stack views
     sizes = {png_size(p.data_uri) for p in visual.panels[:4]}
     [(width, height)] = sizes
@@ -337,23 +328,25 @@ def test_regression_and_leakage_sections_show_what_changed_and_what_leaked(
     assert "img02.tif" in text and "copy_of_img02.tif" in text and "FAIL" in text
 
 
-def test_legend_gradient_is_cividis_at_tenths_of_iou():
-    from matplotlib import colormaps
+def test_error_map_colours_follow_the_legend():
+    """The legend's gradient runs from the colour of IoU 0 to that of IoU 1, and a
+    perfectly predicted object is outlined in the legend's last colour."""
+    legend = iou_legend()
+    assert len(legend) == 11
+    as_hex = ["#{:02x}{:02x}{:02x}".format(*c) for c in iou_colours(np.linspace(0, 1, 11))]
+    assert list(legend) == as_hex
+    assert legend[0] != legend[-1]
+    assert tuple(iou_colours(np.array([-1.0, 2.0]))[1]) == tuple(iou_colours(np.array([1.0]))[0])
 
-    tenths = np.round(colormaps["cividis"](np.linspace(0, 1, 11))[:, :3] * 255).astype(int)
-    assert list(IOU_LEGEND) == ["#{:02x}{:02x}{:02x}".format(*c) for c in tenths]
+
+def test_perfect_match_is_outlined_in_the_legends_last_colour(tmp_path):
+    target = np.zeros((30, 30), np.uint16)
+    target[5:20, 5:20] = 3
+    visual = draw(tmp_path, target, target.copy())
+    error = decode(visual.panels[-1].data_uri)
+    last = legend_rgb(iou_legend()[-1])
+    assert tuple(error[5, 10]) == last  # on the object's outline
 
 
-def test_error_map_colours_follow_the_legend_and_stay_close_to_cividis():
-    from matplotlib import colormaps
-
-    tenths = np.linspace(0, 1, 11)
-    legend = [tuple(int(c[i : i + 2], 16) for i in (1, 3, 5)) for c in IOU_LEGEND]
-    assert [tuple(c) for c in iou_colours(tenths)] == legend
-    # Halfway between two stops: the mean of the stops, as the legend's CSS draws it.
-    halfway = iou_colours(np.array([0.25]))[0].astype(int)
-    assert np.abs(halfway - (np.array(legend[2]) + legend[3]) / 2).max() <= 0.5
-    ious = np.linspace(0, 1, 1001)
-    cividis = np.round(colormaps["cividis"](ious)[:, :3] * 255)
-    assert np.abs(iou_colours(ious) - cividis).max() <= 9
-    assert tuple(iou_colours(np.array([-1.0, 2.0]))[1]) == legend[-1]  # clipped to [0, 1]
+def legend_rgb(colour):
+    return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))

@@ -83,7 +83,7 @@ class OutputFolder:
             path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(
-                f"{path}: output folder cannot be created ({exc.strerror or exc}); "
+                f"{path}: output folder is not writable ({exc.strerror or exc}); "
                 "choose another with --qc-output"
             ) from None
         self._lock = filelock.FileLock(path / LOCK_NAME, timeout=0)

@@ -1,10 +1,9 @@
 """What a plain ``pip install segqc`` (a wheel, not a clone) ships besides Python code."""
 
-from pathlib import Path
-
 import tomllib
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
+
 PACKAGE = REPO / "src" / "segqc"
 
 
