@@ -240,7 +240,9 @@ def qc_session(request: pytest.FixtureRequest) -> QcSession:
 
 
 @pytest.fixture(scope="session")
-def qc_outcomes(request: pytest.FixtureRequest, qc_session: QcSession) -> Mapping[str, ImageOutcome]:
+def qc_outcomes(
+    request: pytest.FixtureRequest, qc_session: QcSession
+) -> Mapping[str, ImageOutcome]:
     """Every QC image's outcome by name, each image predicted and measured once."""
     _evaluate_everything(request.config, qc_session)
     return {outcome.pair.name: outcome for outcome in qc_session.outcomes}
@@ -283,7 +285,7 @@ def qc_accuracy(
 def loss_curve(request: pytest.FixtureRequest, qc_session: QcSession) -> LossInspection:
     """The session's training-history checks."""
     plugin = request.config.pluginmanager.get_plugin("segqc-loss")
-    return plugin.inspection  # type: ignore[no-any-return,union-attr]
+    return plugin.inspection  # type: ignore[union-attr]
 
 
 @pytest.fixture(scope="session")
@@ -326,13 +328,13 @@ def qc_statistics(
     found = plugin.statistics(qc_session)  # type: ignore[union-attr]
     if found is None:
         pytest.fail("no QC image could be evaluated; see the errors above", pytrace=False)
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 @pytest.fixture
 def qc_perturbation(request: pytest.FixtureRequest) -> tuple[Perturbation, QcPair]:
     """The (perturbation, QC pair) of one robustness test."""
-    return request.param  # type: ignore[no-any-return]
+    return request.param
 
 
 @pytest.fixture

@@ -380,14 +380,15 @@ class QcSession:
             if kind == "image" and self.panel_plan is not None:
                 self._draw(measured, captured)
 
-        predictor = self.predictor
+        predictor, settings = self.predictor, self.evaluation
         if kind == "baseline":
-            assert self.baseline is not None and self.baseline.predictor is not None
-            predictor = self.baseline.predictor
-        settings = self.evaluation
-        if kind == "baseline":
-            settings = dataclasses.replace(settings, model=self.baseline.model_folder)
-        outcome = evaluate_image(pair, predictor=predictor, settings=settings, on_measured=keep_arrays)
+            baseline = self.baseline
+            assert baseline is not None and baseline.predictor is not None
+            predictor = baseline.predictor
+            settings = dataclasses.replace(settings, model=baseline.model_folder)
+        outcome = evaluate_image(
+            pair, predictor=predictor, settings=settings, on_measured=keep_arrays
+        )
         return ImageFinding(
             kind,
             outcome,
@@ -650,7 +651,7 @@ def _with_cache(settings: Settings, predictor: Any, role: Role) -> Predictor:
     worker may run on another machine, where the controller's path means nothing.
     """
     if settings.no_cache:
-        return predictor  # type: ignore[no-any-return]
+        return predictor
     from segqc.predict.cache import CachingPredictor, PredictionCache, stardist_cache_settings
 
     folder = settings.cache or settings.output / "cache"
@@ -658,7 +659,7 @@ def _with_cache(settings: Settings, predictor: Any, role: Role) -> Predictor:
         PredictionCache.check_writable(folder)
     except OutputError as exc:
         if role == "worker":
-            return predictor  # type: ignore[no-any-return]
+            return predictor
         raise SessionError(str(exc)) from None
     return CachingPredictor(
         predictor,
@@ -694,7 +695,7 @@ def _robustness(settings: Settings, loaded: LoadedThresholds) -> RobustnessSetti
     found = loaded.thresholds.robustness
     if found is None and settings.robustness:
         found = RobustnessSettings.default()
-    return found  # type: ignore[no-any-return]
+    return found
 
 
 def _check_training_data(settings: Settings) -> None:

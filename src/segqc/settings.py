@@ -189,10 +189,10 @@ class Settings:
             ("--predictions", self.predictions),
         ):
             if folder is not None and _is_within(self.output, folder):
+                where = "the" if self.output == folder else "inside the"
                 raise SettingsError(
-                    f"--qc-output {self.output} is {'the' if self.output == folder else 'inside the'}"
-                    f" {role} folder {folder}; segqc would write among your inputs — choose an "
-                    "output folder outside it"
+                    f"--qc-output {self.output} is {where} {role} folder {folder}; segqc would "
+                    "write among your inputs — choose an output folder outside it"
                 )
 
 

@@ -19,15 +19,37 @@ image's test fails and the other images still run. No TensorFlow here.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
 from segqc.data.images import read_tiff
-from segqc.predict.model_folder import ModelFolder
 
-__all__ = ["ImageInputError", "fit_to_model", "read_source_image", "tiff_axes", "to_channel_last"]
+__all__ = [
+    "ImageInputError",
+    "ModelShape",
+    "fit_to_model",
+    "read_source_image",
+    "tiff_axes",
+    "to_channel_last",
+]
 
 _KNOWN_AXES = set("TZCSYX")
+
+
+class ModelShape(Protocol):
+    """What reading a source image needs to know about the model (a
+    :class:`~segqc.predict.model_folder.ModelFolder` is one)."""
+
+    @property
+    def n_dim(self) -> int:
+        """Spatial dimensions: 2 or 3."""
+        ...
+
+    @property
+    def n_channel_in(self) -> int:
+        """Input channels the network expects."""
+        ...
 
 
 class ImageInputError(ValueError):
@@ -201,7 +223,7 @@ def fit_to_model(
 
 
 def read_source_image(
-    path: Path, *, spatial_shape: tuple[int, ...], model: ModelFolder | None = None
+    path: Path, *, spatial_shape: tuple[int, ...], model: ModelShape | None = None
 ) -> np.ndarray:
     """Read a QC source image, channel axis last, fitted to ``model`` if given.
 
@@ -211,7 +233,7 @@ def read_source_image(
         The source TIFF.
     spatial_shape : tuple of int
         The ground truth's shape.
-    model : ModelFolder, optional
+    model : ModelShape, optional
         The model under test; None skips :func:`fit_to_model`.
 
     Returns

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 
-
 __all__ = [
     "OutputError",
     "atomic_write_bytes",

@@ -19,7 +19,14 @@ import numpy as np
 
 from segqc.metrics.matching import LabelOverlaps, MatchedPairs, label_overlaps, matched_pairs_of
 
-__all__ = ["AreaBins", "ObjectMatches", "area_bins", "match_objects", "object_matches_of", "pool_area_bins"]
+__all__ = [
+    "AreaBins",
+    "ObjectMatches",
+    "area_bins",
+    "match_objects",
+    "object_matches_of",
+    "pool_area_bins",
+]
 
 
 @dataclass(frozen=True, eq=False)
@@ -232,7 +239,7 @@ def area_bins(matches: ObjectMatches, edges: Sequence[float]) -> AreaBins:
     return AreaBins(
         tuple(float(e) for e in edges),
         tuple(int(n) for n in n_true),
-        tuple(int(round(n)) for n in tp),
+        tuple(round(n) for n in tp),
         tuple(float(x) for x in iou_sum),
     )
 

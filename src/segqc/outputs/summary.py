@@ -28,8 +28,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import platform
-from importlib.metadata import PackageNotFoundError, version
 from collections.abc import Iterable, Mapping, Sequence
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from segqc import __version__

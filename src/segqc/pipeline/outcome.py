@@ -14,10 +14,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from segqc.data.pairing import QcPair
 from segqc.metrics.matching import MatchingStats
 from segqc.metrics.object_matches import AreaBins
 from segqc.metrics.scores import QcScores
-from segqc.data.pairing import QcPair
 
 __all__ = ["ImageOutcome", "outcome_from_dict", "outcome_to_dict"]
 

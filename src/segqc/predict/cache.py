@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from segqc import __version__
-from segqc.predict.model_folder import sha256_of
-from segqc.data.writing import OutputError, atomic_write_bytes
 from segqc.data.pairing import QcPair
+from segqc.data.writing import OutputError, atomic_write_bytes
 from segqc.predict import PredictionResult, Predictor
+from segqc.predict.model_folder import sha256_of
 from segqc.predict.stardist import StarDistPredictor
 
 __all__ = [

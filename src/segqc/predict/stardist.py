@@ -11,15 +11,14 @@ import contextlib
 import io
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 
 from segqc.data.axes import ImageInputError, fit_to_model, to_channel_last
-from segqc.predict.model_folder import STARDIST_DEFAULT_THRESHOLDS, ModelFolder
 from segqc.data.pairing import QcPair
 from segqc.predict import PredictionResult
+from segqc.predict.model_folder import STARDIST_DEFAULT_THRESHOLDS, ModelFolder
 from segqc.thresholds.schema import PredictionSettings
 
 __all__ = [

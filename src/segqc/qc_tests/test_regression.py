@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from segqc.testing import assert_verdicts
 from segqc.checks.regression.comparison import Comparison
+from segqc.testing import assert_verdicts
 
 
 def _check(comparison: Comparison, scope: str, record_property: Any) -> None:

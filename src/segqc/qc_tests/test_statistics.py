@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from segqc.testing import assert_verdicts
 from segqc.checks.statistics.plugin import StatisticsOutcome
+from segqc.testing import assert_verdicts
 
 
 def test_aggregate_confidence(qc_statistics: StatisticsOutcome, record_property: Any) -> None:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from segqc.testing import assert_verdicts
 from segqc.checks.subgroups.grouping import GroupOutcome, SizeBinOutcome
+from segqc.testing import assert_verdicts
 
 
 def test_object_size(qc_size_bin: SizeBinOutcome, record_property: Any) -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 from segqc.checks.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS
-from segqc.report.sections import check_sections
 from segqc.report.content import (
     accuracy_rows,
     header_rows,
@@ -22,6 +21,7 @@ from segqc.report.content import (
 from segqc.report.figures import accuracy_figure, file_data_uri
 from segqc.report.inline import DeferredImages
 from segqc.report.panels import FN_COLOUR, FP_COLOUR, ImageVisual, Panel, iou_legend
+from segqc.report.sections import check_sections
 from segqc.report.store import PanelStore, picture_files
 
 __all__ = ["render_failure", "render_report"]

@@ -16,8 +16,8 @@ from pydantic import (
     model_validator,
 )
 
-from segqc.thresholds.loss import LossCurveSettings
 from segqc.metrics.catalogue import METRICS, metric_spec
+from segqc.thresholds.loss import LossCurveSettings
 from segqc.thresholds.regression import RegressionSettings, StatisticsSettings
 
 __all__ = [
@@ -107,7 +107,7 @@ class PredictionSettings(_Strict):
     nms_thresh: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
-# --- robustness, leakage and subgroup checks (segqc.checks.robustness.perturbations, .leakage, .subgroups) ---
+# --- robustness, leakage and subgroup checks (segqc.checks.robustness, .leakage, .subgroups) ---
 
 _RATIO_KEYS = tuple(spec.key for spec in METRICS if spec.kind == "ratio")
 
@@ -320,7 +320,8 @@ class Thresholds(_Strict):
     def limits(self, scope: str) -> dict[str, Limit]:
         """Return the limits set in ``scope`` (one of :data:`LIMIT_SCOPES`), by metric key.
 
-        Limits with only ``min_ci_low`` are left out: :mod:`segqc.checks.statistics.gates` judges those.
+        Limits with only ``min_ci_low`` are left out: :mod:`segqc.checks.statistics.gates`
+        judges those.
         """
         section = getattr(self, scope)
         return {

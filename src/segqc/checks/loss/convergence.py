@@ -22,7 +22,7 @@ assumed positive (StarDist's are: binary cross-entropy plus mean absolute error)
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
@@ -33,15 +33,16 @@ from segqc.thresholds.loss import LossCurveSettings
 __all__ = [
     "LOSS_CHECKS",
     "LossCurveSettings",
-    "loss_verdict",
     "check_converged",
     "check_finite",
     "check_generalisation_gap",
     "check_history",
     "check_learning",
     "check_overfitting",
+    "loss_verdict",
     "moving_median",
 ]
+
 
 def loss_verdict(
     check: str, outcome: Outcome, message: str, values: dict[str, Any] | None = None

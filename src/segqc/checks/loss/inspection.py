@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from segqc.checks.loss.convergence import LossCurveSettings, check_history
-from segqc.checks.verdict import Verdict
 from segqc.checks.loss.history import HistorySearch, LossHistory, find_history, read_training_log
+from segqc.checks.verdict import Verdict
 from segqc.data.writing import OutputError
 
 __all__ = ["FIGURE_NAME", "LossInspection"]

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Regression checks: is the model at least as good as the released one, on the same images?"""

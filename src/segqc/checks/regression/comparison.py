@@ -1,14 +1,15 @@
 """Compare a model with a baseline on the same QC images: one-sided, paired, with statistics.
 
-The baseline's scores come from a baseline file (:mod:`segqc.checks.regression.baseline`) or from a second
-model run in the same session; either way :func:`compare` gets two ``{image: QcScores}``
+The baseline's scores come from a baseline file (:mod:`segqc.checks.regression.baseline`)
+or from a second model run in the same session; either way :func:`compare` gets two ``{image: QcScores}``
 mappings. For each metric and scope, the *drop* is how much worse the new model is:
 ``old - new`` when higher is better, ``new - old`` when lower is better (fp, fn). A drop
 beyond the ``regression:`` limit's ``max_drop`` fails; improvements always pass.
 
 With ``regression.require_significant: true`` a drop beyond ``max_drop`` of a pooled or
 image-mean metric fails only if the paired-bootstrap interval of the drop lies above 0
-(:func:`segqc.checks.statistics.bootstrap.paired_delta_intervals`). Single images cannot be bootstrapped, so
+(:func:`segqc.checks.statistics.bootstrap.paired_delta_intervals`). Single images cannot
+be bootstrapped, so
 ``per_image`` limits always apply ``max_drop`` alone. Every verdict says which rule it
 applied.
 """
@@ -19,11 +20,11 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from segqc.checks.statistics.bootstrap import Interval, paired_delta_intervals
 from segqc.checks.verdict import Verdict
 from segqc.metrics.catalogue import METRIC_KEYS, metric_spec
 from segqc.metrics.scores import QcScores, image_mean, pool
 from segqc.thresholds.regression import BootstrapSettings, DropLimit, RegressionSettings
-from segqc.checks.statistics.bootstrap import Interval, paired_delta_intervals
 
 __all__ = ["Comparison", "compare", "drop_of", "judge_drop"]
 
@@ -163,7 +164,13 @@ class _Drop:
             "message": message,
         }
         return Verdict(
-            self.scope, self.subject, self.metric, self.outcome, message, self.key, self.drop,
+            self.scope,
+            self.subject,
+            self.metric,
+            self.outcome,
+            message,
+            self.key,
+            self.drop,
             record,
         )
 

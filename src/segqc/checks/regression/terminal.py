@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from segqc.metrics.catalogue import metric_spec
 from segqc.checks.regression.comparison import Comparison
+from segqc.metrics.catalogue import metric_spec
 
 __all__ = ["terminal_lines"]
 

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Metamorphic robustness tests: perturb a QC image, predict again, compare the metrics."""

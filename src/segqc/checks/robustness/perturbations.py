@@ -24,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from segqc.data.images import ImageReadError, read_tiff
-from segqc.metrics.catalogue import METRICS
 from segqc.data.pairing import QcPair
+from segqc.metrics.catalogue import METRICS
 from segqc.metrics.scores import QcScores, measure
 from segqc.predict import Predictor
 from segqc.thresholds.schema import RobustnessSettings
@@ -38,8 +38,8 @@ __all__ = [
     "gaussian_noise",
     "intensity_offset",
     "intensity_scale",
-    "plan_perturbations",
     "perturb_and_measure",
+    "plan_perturbations",
     "poisson_noise",
     "robustness_summary",
     "rot90",

@@ -42,7 +42,9 @@ class RobustnessPlugin:
         if session.robustness is None:
             params = [pytest.param(None, marks=self.inactive, id="inactive")]
         elif not session.predictor.needs_source_image:
-            params = [pytest.param(None, marks=pytest.mark.skip(PREDICTIONS_MODE_SKIP), id="skipped")]
+            params = [
+                pytest.param(None, marks=pytest.mark.skip(PREDICTIONS_MODE_SKIP), id="skipped")
+            ]
         else:
             params = [
                 pytest.param((p, pair), id=f"{p.id}[{pair.name}]")

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Bootstrap intervals over QC images and the statistical gates built on them."""

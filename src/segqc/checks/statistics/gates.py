@@ -7,8 +7,8 @@
   (at least one) must stay within ``min``/``max``: a good average cannot hide a set of
   images the model fails on.
 
-Pure functions from scores to :class:`~segqc.checks.verdict.Verdict`; the QC suite asserts on them and
-summary.json records them under ``statistics``.
+Pure functions from scores to :class:`~segqc.checks.verdict.Verdict`; the QC suite asserts on
+them and summary.json records them under ``statistics``.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import math
 from collections.abc import Sequence
 from typing import Any, Literal
 
+from segqc.checks.statistics.bootstrap import Interval, bootstrap_intervals, worst_images
+from segqc.checks.verdict import Verdict, format_number
 from segqc.metrics.catalogue import metric_spec
 from segqc.metrics.scores import QcScores
 from segqc.thresholds.regression import StatisticsSettings
-from segqc.checks.verdict import Verdict, format_number
-from segqc.checks.statistics.bootstrap import Interval, bootstrap_intervals, worst_images
 from segqc.thresholds.schema import Thresholds
 
 __all__ = ["judge_ci_limits", "judge_worst_images", "statistics_section"]
@@ -103,7 +103,8 @@ def judge_ci_limits(
         interval = intervals[metric]
         detail = (
             f"pooled {format_number(interval.value)}, {100 * boot.confidence:g}% CI "
-            f"[{format_number(interval.low)}, {format_number(interval.high)}] over {n_images} images, "
+            f"[{format_number(interval.low)}, {format_number(interval.high)}] "
+            f"over {n_images} images, "
             f"{boot.n} resamples, seed {boot.seed}"
         )
         passed = not math.isnan(interval.low) and interval.low >= gate

@@ -1,1 +1,1 @@
-"""TODO"""
+"""Subgroups: metrics per object-size bin and per image group, each with its own limits."""

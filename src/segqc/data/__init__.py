@@ -1,0 +1,2 @@
+"""The QC data on disk: pairing source images with ground truth, reading TIFFs (axes,
+channels) and writing files safely."""
