@@ -17,10 +17,10 @@ import matplotlib.backends.backend_agg
 import matplotlib.figure  # noqa: F401
 import numba
 import numpy as np
-import numpy.fft  # noqa: F401
+import numpy.fft
 import pytest
 import scipy.fft  # noqa: F401
-import skimage.segmentation  # noqa: F401
+import skimage.segmentation
 import skimage.transform  # noqa: F401
 
 from tests.helpers import checkout_pythonpath
@@ -72,9 +72,10 @@ def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """xdist workers and subprocesses are new processes: make them import this checkout."""
     monkeypatch.setenv("PYTHONPATH", checkout_pythonpath())
 
+
 # segqc's own modules, imported once here rather than again in every in-process pytester
 # run (which drops what a run imported): the runs then take a fraction of the time.
-import segqc.gate  # noqa: E402, F401
-import segqc.report.plugin  # noqa: E402, F401
-import segqc.report.render  # noqa: E402, F401
+import segqc.gate  # noqa: E402
+import segqc.report.plugin  # noqa: E402
+import segqc.report.render  # noqa: E402
 import segqc.xdist  # noqa: E402, F401

@@ -1,16 +1,20 @@
 """The loss-curve QC tests as a user runs them (no TensorFlow: --predictions mode, or a
---model folder whose images are never predicted because only the loss tests are run)."""
+--model folder whose images are never predicted because only the loss tests are run).
+
+A run of the loss tests alone evaluates no image, so it writes no output (summary.json,
+metrics.csv, report.html, loss_curve.png): a finished run's outputs stay as they were.
+Its verdicts reach CI through the exit code, the terminal and the JUnit XML.
+"""
 
 import json
 import shutil
-import sys
 import xml.etree.ElementTree as ET
 
 import numpy as np
 import pytest
-from tests.unit.loss_logs import write_csv, write_events
 
 from tests.helpers import DEMO2D
+from tests.unit.loss_logs import write_csv, write_events
 
 LOSS_TESTS = ("--pyargs", "segqc.qc_tests.test_loss_curve")
 CSV = ("Quality Control", "training_evaluation.csv")
@@ -32,7 +36,11 @@ def run_predictions(pytester, make_qc, *args):
 
 
 def fake_model(folder):
-    """A model folder segqc accepts at configure time; its weights are never loaded here."""
+    """A model folder segqc accepts at configure time; its weights are never loaded here.
+
+    The weights file is no real HDF5 file: it could not be loaded, and the loss tests
+    alone predict no image ("0 of 1 QC images evaluated"), so they never try.
+    """
     folder.mkdir(parents=True)
     (folder / "config.json").write_text('{"n_dim": 2, "n_channel_in": 1}')
     # an HDF5 signature passes the configure-time check; the weights are never loaded
@@ -46,6 +54,25 @@ def run_model(pytester, make_qc, model, *args):
         *LOSS_TESTS, "--model", str(model), "--qc-source", str(qc.source),
         "--qc-target", str(qc.target), "-rs", *args,
     )  # fmt: skip
+
+
+def junit_properties(path):
+    """``{test name: {property: value}}`` from a JUnit XML file."""
+    return {
+        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
+        for case in ET.parse(path).iter("testcase")
+    }
+
+
+def output_files(output):
+    """The files under the output folder, relative to it, with their bytes."""
+    if not output.is_dir():
+        return {}
+    return {
+        str(path.relative_to(output)): path.read_bytes()
+        for path in sorted(output.rglob("*"))
+        if path.is_file()
+    }
 
 
 def assert_no_traceback(result):
@@ -71,13 +98,11 @@ def test_overfitting_history_fails_with_diagnosis_and_action(pytester, make_qc):
         ]
     )
     assert_no_traceback(result)
-    assert (pytester.path / "qc-output" / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
 
-    cases = {case.get("name"): case for case in ET.parse(junit).iter("testcase")}
-    properties = {p.get("name"): p.get("value") for p in cases["test_overfitting"].iter("property")}
+    cases = junit_properties(junit)
+    properties = cases["test_overfitting"]
     assert properties["outcome"] == "fail"
-    converged = {p.get("name"): p.get("value") for p in cases["test_converged"].iter("property")}
-    assert converged["outcome"] == "warn"  # a SegQcWarning, not a failure
+    assert cases["test_converged"]["outcome"] == "warn"  # a SegQcWarning, not a failure
     assert properties["best_epoch"] == "20"
     assert float(properties["rise"]) == pytest.approx(0.2)
 
@@ -90,11 +115,13 @@ def test_summary_json_records_the_loss_curve(pytester, make_qc):
         "--qc-target", str(qc.target), "--training-log", str(log),
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+    output = pytester.path / "qc-output"
+    summary = json.loads((output / "summary.json").read_text())
     loss = summary["loss_curve"]
     assert (loss["status"], loss["format"], loss["n_epochs"]) == ("found", "csv", 40)
     assert loss["source"] == str(log)
-    assert loss["figure"] == str(pytester.path / "qc-output" / "loss_curve.png")
+    assert loss["figure"] == str(output / "loss_curve.png")
+    assert (output / "loss_curve.png").read_bytes()[:4] == b"\x89PNG"
     checks = {c["check"]: c for c in loss["checks"]}
     assert list(checks) == ["finite", "learning", "converged", "overfitting", "generalisation_gap"]
     assert checks["overfitting"]["outcome"] == "fail"
@@ -104,43 +131,67 @@ def test_summary_json_records_the_loss_curve(pytester, make_qc):
     result.stdout.fnmatch_lines(["*FAIL loss_curve::overfitting: val_loss rose 20%*"])
 
 
+def test_loss_only_run_leaves_a_finished_runs_outputs_as_they_were(pytester, make_qc):
+    """A full run writes the outputs; the loss tests run alone afterwards on another
+    history judge that history, but change none of the files the full run wrote."""
+    overfitting = write_csv(pytester.path / "overfitting.csv", overfitting_columns())
+    columns = overfitting_columns()
+    columns["val_loss"] = columns["loss"] + 0.1  # falls with the training loss
+    healthy = write_csv(pytester.path / "healthy.csv", columns)
+    qc = make_qc(1, root=pytester.path / "qc")
+    options = ("--predictions", str(qc.predictions), "--qc-target", str(qc.target))
+    full = pytester.runpytest("--pyargs", "segqc.qc_tests", *options, "--training-log",
+                              str(overfitting))  # fmt: skip
+    assert full.ret == pytest.ExitCode.TESTS_FAILED
+    output = pytester.path / "qc-output"
+    before = output_files(output)
+    assert {"summary.json", "metrics.csv", "report.html", "loss_curve.png"} <= set(before)
+
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest(*LOSS_TESTS, *options, "--training-log", str(healthy),
+                                f"--junitxml={junit}")  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK
+    result.assert_outcomes(passed=5)
+    outcomes = {name: p["outcome"] for name, p in junit_properties(junit).items()}
+    assert len(outcomes) == 5 and "fail" not in outcomes.values()
+    assert outcomes["test_overfitting"] == "pass"  # this history, not the full run's
+    result.stdout.fnmatch_lines(
+        [f"0 of 1 QC images evaluated (no image test ran); {output} left as it was"]
+    )
+    assert output_files(output) == before
+    assert json.loads(before["summary.json"])["loss_curve"]["source"] == str(overfitting)
+
+
 @pytest.mark.parametrize("overfits", [False, True])
-def test_loss_only_run_writes_summary_json_without_images(pytester, make_qc, overfits):
-    """Only the loss tests run (``-k loss``, or their module): no image is predicted,
-    yet CI still gets summary.json, with the loss verdicts, and a header-only CSV."""
+def test_loss_only_run_judges_the_history_without_images(pytester, make_qc, overfits):
+    """Only the loss tests run (their module): no image is predicted (the model's weights
+    are never loaded) and no output is written, yet the loss verdicts reach CI through
+    the exit code, the terminal and the JUnit XML."""
     model = fake_model(pytester.path / "model")
     columns = overfitting_columns()
     if not overfits:
         columns["val_loss"] = columns["loss"] + 0.1  # falls with the training loss
     write_csv(model.joinpath(*CSV), columns)
-    tensorflow_was_loaded = "tensorflow" in sys.modules
-    result = run_model(pytester, make_qc, model)
-    assert tensorflow_was_loaded or "tensorflow" not in sys.modules
+    junit = pytester.path / "junit.xml"
+    result = run_model(pytester, make_qc, model, f"--junitxml={junit}")
+    assert_no_traceback(result)
+    outcomes = {name: p["outcome"] for name, p in junit_properties(junit).items()}
+    assert len(outcomes) == 5
     output = pytester.path / "qc-output"
-    summary = json.loads((output / "summary.json").read_text())
-    checks = {c["check"]: c["outcome"] for c in summary["loss_curve"]["checks"]}
-    assert (summary["qc"]["n_pairs"], summary["qc"]["n_evaluated"]) == (1, 0)
-    assert summary["images"] == [] and summary["complete"] is False
-    assert summary["aggregate"]["n_images"] == 0
     if overfits:
         assert result.ret == pytest.ExitCode.TESTS_FAILED
-        assert checks["overfitting"] == "fail"
-        assert summary["status"] == "failed"
+        result.assert_outcomes(passed=4, failed=1)
+        assert outcomes["test_overfitting"] == "fail"
+        result.stdout.fnmatch_lines(["*overfitting: val_loss rose 20% above its minimum*"])
     else:
         assert result.ret == pytest.ExitCode.OK
-        assert "fail" not in checks.values()
-        assert summary["status"] == "passed"  # not "interrupted": no image test was asked
-    assert sum(summary["tests"].values()) == 5
-    header, *rows = (output / "metrics.csv").read_text().splitlines()
-    assert header.startswith("image,Prediction v. GT Intersection over Union,") and rows == []
+        result.assert_outcomes(passed=5)
+        assert "fail" not in outcomes.values()
     result.stdout.fnmatch_lines(
-        ["*0 of 1 QC images evaluated (no image test ran)*", f"wrote {output / 'summary.json'}"]
+        [f"0 of 1 QC images evaluated (no image test ran); {output} left as it was"]
     )
-    report = (output / "report.html").read_text()
-    assert 'data-field="metrics">No image was evaluated' in report
-    assert 'id="segqc-metrics-table"' not in report  # no table of headers alone
-    assert 'data-field="visuals">No image was evaluated' in report
-    assert 'data-field="loss_curve"' in report
+    for name in ("summary.json", "metrics.csv", "report.html", "loss_curve.png"):
+        assert not (output / name).exists(), name
 
 
 def test_a_run_that_runs_no_qc_test_writes_no_summary(pytester, make_qc):
@@ -165,10 +216,7 @@ def test_nan_history_fails_finite(pytester, make_qc):
 
 def test_model_folder_without_history_skips_saying_where_it_looked(pytester, make_qc):
     model = fake_model(pytester.path / "pretrained")
-    tensorflow_was_loaded = "tensorflow" in sys.modules
     result = run_model(pytester, make_qc, model)
-    # the loss tests alone never load the model (only conclusive when run first)
-    assert tensorflow_was_loaded or "tensorflow" not in sys.modules
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(skipped=5)
     result.stdout.fnmatch_lines(
@@ -219,14 +267,6 @@ def test_missing_training_log_is_a_usage_error(pytester, make_qc):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--training-log */nowhere.csv: no such file or folder*"])
     assert_no_traceback(result)
-
-
-def junit_properties(path):
-    """``{test name: {property: value}}`` from a JUnit XML file."""
-    return {
-        case.get("name"): {p.get("name"): p.get("value") for p in case.iter("property")}
-        for case in ET.parse(path).iter("testcase")
-    }
 
 
 @pytest.mark.skipif(not DEMO2D.is_dir(), reason="demo fixtures not generated yet")

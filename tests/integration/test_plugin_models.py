@@ -24,8 +24,7 @@ from stardist import Rays_GoldenSpiral  # noqa: E402
 from stardist.matching import matching  # noqa: E402
 
 from segqc.metrics.catalogue import METRIC_KEYS, ZEROCOST_KEYS  # noqa: E402
-
-from tests.helpers import OPTIONAL_SKIPPED  # noqa: E402
+from tests.helpers import DEMO3D, OPTIONAL_SKIPPED, QC3D  # noqa: E402
 
 QC = ("--pyargs", "segqc.qc_tests")
 # the loss-curve tests skip: these tiny model folders have no training history
@@ -159,11 +158,6 @@ def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, t
     assert "Traceback" not in text and "INTERNALERROR" not in text
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert [r["status"] for r in summary["images"]] == ["error", "error", "evaluated"]
-
-
-REPO = Path(__file__).resolve().parents[1]
-DEMO3D = REPO / "fixtures" / "models" / "demo3d"
-QC3D = REPO / "fixtures" / "qc3d"
 
 
 @pytest.mark.skipif(

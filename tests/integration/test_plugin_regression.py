@@ -245,9 +245,14 @@ def test_baseline_not_written_when_an_image_fails(pytester, make_qc):
     result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline),
                     "--update-baseline")  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    # in the segqc section, with the session's other problems, and only there
     result.stdout.fnmatch_lines(
-        ["ERROR baseline not written: 1 QC images could not be evaluated (img01.tif)*"]
+        [
+            "*= segqc =*",
+            "ERROR baseline not written: 1 QC images could not be evaluated (img01.tif)*",
+        ]
     )
+    assert sum(line.startswith("ERROR baseline not written") for line in result.outlines) == 1
     assert not baseline.exists()
 
 
@@ -301,3 +306,74 @@ def test_baseline_model_runs_in_the_same_session(pytester, make_qc, tiny_model_d
     table = summary(pytester)["regression"]
     assert table["aggregate"]["tp"]["new"] == 20
     assert table["aggregate"]["f1"]["delta"] >= 0
+
+
+TEST_DOUBLE_CONFTEST = """
+from pathlib import Path
+
+import tifffile
+
+from segqc.predict import PredictionResult
+
+# Which folder each role's test double reads its labels from, and the model folder it
+# stands in for: any other (role, folder) is left to segqc, which refuses these empty
+# folders as StarDist models.
+DOUBLES = {{
+    "model": ("candidate", Path(r"{model}")),
+    "baseline": ("released", Path(r"{baseline}")),
+}}
+
+
+class FolderDouble:
+    needs_source_image = True
+
+    def __init__(self, role, labels):
+        self.role, self.labels = role, labels
+
+    def predict(self, pair, image):
+        assert image is not None  # it gets the source image, like a model
+        return PredictionResult(labels=tifffile.imread(self.labels / pair.name))
+
+    def describe(self):
+        return {{"kind": f"test double ({{self.role}})", "labels": str(self.labels)}}
+
+
+def pytest_segqc_make_predictor(config, model_dir, role):
+    name, labels = DOUBLES[role]
+    return FolderDouble(role, labels) if model_dir.name == name else None
+"""
+
+
+def test_baseline_model_goes_through_the_make_predictor_hook(pytester, two_models):
+    """A plugin's predictor stands in for --baseline-model (role="baseline") as for --model
+    (role="model"): the good model's labels under test, the weak one's as the baseline."""
+    good, weak = two_models
+    pytester.makeconftest(
+        TEST_DOUBLE_CONFTEST.format(model=good.predictions, baseline=weak.predictions)
+    )
+    candidate, released = pytester.mkdir("candidate"), pytester.mkdir("released")
+    result = pytester.runpytest(
+        *QC, "--model", str(candidate), "--baseline-model", str(released),
+        "--qc-source", str(good.source), "--qc-target", str(good.target), "-v",
+    )  # fmt: skip
+    assert_no_traceback(result)
+    assert result.ret == pytest.ExitCode.OK
+    # the statistical gates skip: no limits for them here
+    result.assert_outcomes(passed=9, skipped=2 + LOSS_CURVE_TESTS)
+    result.stdout.fnmatch_lines(
+        ["*::test_regression_aggregate PASSED*", "*::test_regression_per_image PASSED*"]
+    )
+    result.stdout.fnmatch_lines(
+        [f"compared 4 QC images with model {released} (run in this session): improved"]
+    )
+    document = summary(pytester)
+    assert document["predictor"]["kind"] == "test double (model)"
+    # the weak labels: 4 of img01's 10 disks and 2 of img03's are missing
+    table = document["regression"]
+    assert (table["aggregate"]["tp"]["old"], table["aggregate"]["tp"]["new"]) == (34, 40)
+    assert table["aggregate"]["recall"]["old"] == pytest.approx(34 / 40)
+    img01 = next(row for row in table["per_image"] if row["name"] == "img01.tif")
+    assert img01["metrics"]["fn"] == {"old": 4, "new": 0, "delta": -4}
+    predicted = pytester.path / "qc-output" / "baseline-model" / "predictions"
+    assert sorted(p.name for p in predicted.iterdir()) == [f"img{i:02d}.tif" for i in range(4)]
+    assert tifffile.imread(predicted / "img01.tif").max() == 6
