@@ -6,8 +6,10 @@ hand (and are, in the tests that use them).
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +29,21 @@ DEMO2D_WEAK = REPO / "fixtures" / "models" / "demo2d_weak"
 DEMO3D = REPO / "fixtures" / "models" / "demo3d"
 QC2D = REPO / "fixtures" / "qc2d"
 QC3D = REPO / "fixtures" / "qc3d"
+
+#: The first bytes of an HDF5 file: enough for segqc to take a file for model weights.
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+#: 428 bytes of nested aliases that expand to 9**9 (387 million) strings, used where a
+#: limit section is expected: before segqc counted nodes, reading it took over a minute
+#: and 3 GB of memory (building the "expected a mapping, got [...]" message).
+ALIAS_BOMB = (
+    'a: &a ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]\n'
+    + "".join(
+        f"{name}: &{name} [{', '.join(['*' + previous] * 9)}]\n"
+        for previous, name in zip("abcdefgh", "bcdefghi", strict=True)
+    )
+    + "per_image: *i\n"
+)
 
 
 def disks(shape: tuple[int, int], n: int, *, radius: int = 6, spacing: int = 20) -> np.ndarray:
@@ -88,3 +105,31 @@ def write_qc(
 def checkout_pythonpath() -> str:
     """PYTHONPATH for subprocesses and xdist workers: this checkout's segqc first."""
     return os.pathsep.join(filter(None, [str(REPO / "src"), os.environ.get("PYTHONPATH")]))
+
+
+@contextlib.contextmanager
+def fifo_at(path: Path) -> Iterator[Path]:
+    """A named pipe (FIFO) at ``path``, for tests that segqc refuses it without reading.
+
+    Opening a FIFO to read blocks until a writer comes: should the code under test do that,
+    a writer is attached (and closed at once) every couple of seconds, so the read ends
+    with an empty file and the test fails instead of hanging the test run.
+    """
+    os.mkfifo(path)
+    done = threading.Event()
+
+    def unblock() -> None:
+        while not done.wait(2):
+            try:  # without blocking: succeeds only while a reader is waiting
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            except OSError:
+                continue
+            os.close(fd)
+
+    thread = threading.Thread(target=unblock, daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        done.set()
+        thread.join()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -563,7 +564,9 @@ def _load_thresholds(settings: Settings) -> LoadedThresholds:
         if settings.thresholds is not None:
             return load_thresholds(settings.thresholds)
         in_rootdir = settings.rootdir / "thresholds.yaml"
-        if in_rootdir.is_file():
+        # Anything there, also a folder or a broken link, is the user's limits file: it
+        # is read (and refused with its reason), never silently replaced by the defaults.
+        if os.path.lexists(in_rootdir):
             return load_thresholds(in_rootdir)
         return load_thresholds(bundled_thresholds_path(), is_bundled_default=True)
     except ThresholdsError as exc:

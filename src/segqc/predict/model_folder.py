@@ -8,7 +8,10 @@ A model folder as StarDist and ZeroCostDL4Mic write it::
         weights_best.h5      # preferred; else weights_last.h5; else the newest *.h5
 
 Only JSON is parsed here (never pickle, never code), and only what segqc needs is read,
-so a broken folder is reported at configure time with a precise message.
+so a broken folder is reported at configure time with a precise message. The JSON files
+and the weights are read through :mod:`segqc.data.config_files`: a folder, a named pipe or a
+symbolic-link loop where a file should be, a JSON file over 1 MiB or nested absurdly deep,
+are each refused with one line instead of a hang or a traceback.
 """
 
 from __future__ import annotations
@@ -16,9 +19,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from segqc.data.config_files import ConfigFileError, load_json, open_regular_file, read_config_text
 
 __all__ = [
     "STARDIST_DEFAULT_THRESHOLDS",
@@ -71,22 +77,28 @@ class ModelFolder:
         return self.path.name
 
 
-def _read_json(path: Path) -> Any:
+def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return load_json(read_config_text(path, what=what), path)
     except json.JSONDecodeError as exc:
         raise ModelFolderError(
             f"{path}:{exc.lineno}:{exc.colno}: invalid JSON ({exc.msg})"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFolderError(f"{path}: cannot read the file ({exc})") from None
+    except FileNotFoundError:  # listed in the folder, but a symbolic link to nothing
+        raise ModelFolderError(
+            f"{path}: cannot open the {what} (a symbolic link to a missing file?)"
+        ) from None
+    except ConfigFileError as exc:
+        raise ModelFolderError(str(exc)) from None
 
 
 def _choose_weights(folder: Path) -> Path:
+    # Whatever is there under a preferred name is used, or refused by _check_hdf5 (a
+    # folder, a link loop): never silently replaced by another weights file.
     for name in _WEIGHTS_PREFERENCE:
-        if (folder / name).is_file():
+        if os.path.lexists(folder / name):
             return folder / name
-    candidates = sorted(folder.glob("*.h5"), key=lambda p: p.stat().st_mtime, reverse=True)
+    candidates = sorted(folder.glob("*.h5"), key=_modified, reverse=True)
     if not candidates:
         raise ModelFolderError(
             f"{folder}: no weights file (weights_best.h5, weights_last.h5 or *.h5); "
@@ -95,10 +107,20 @@ def _choose_weights(folder: Path) -> Path:
     return candidates[0]
 
 
+def _modified(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError as exc:
+        raise ModelFolderError(
+            f"{path}: cannot read the weights file ({exc.strerror}); remove it or copy the "
+            "model folder again"
+        ) from None
+
+
 def _read_thresholds(path: Path) -> dict[str, float] | None:
-    if not path.is_file():
+    if not os.path.lexists(path):
         return None
-    data = _read_json(path)
+    data = _read_json(path, "model thresholds file")
     if not isinstance(data, dict):
         raise ModelFolderError(f'{path}: expected {{"prob": ..., "nms": ...}}')
     thresholds = {}
@@ -135,12 +157,12 @@ def inspect_model_folder(path: Path) -> ModelFolder:
     if not path.is_dir():
         raise ModelFolderError(f"{path}: model folder does not exist")
     config_path = path / "config.json"
-    if not config_path.is_file():
+    if not os.path.lexists(config_path):
         raise ModelFolderError(
             f"{path}: no config.json; --model must point at the folder StarDist training "
             "wrote (config.json, thresholds.json, weights_best.h5)"
         )
-    config = _read_json(config_path)
+    config = _read_json(config_path, "model config")
     if not isinstance(config, dict):
         raise ModelFolderError(f"{config_path}: expected a JSON object")
     n_dim = config.get("n_dim")
@@ -168,8 +190,19 @@ def inspect_model_folder(path: Path) -> ModelFolder:
 def _check_hdf5(weights: Path) -> None:
     """Refuse a weights file that is not HDF5 (truncated copy, LFS pointer, ...)."""
     signature = b"\x89HDF\r\n\x1a\n"
-    with weights.open("rb") as handle:
-        head = handle.read(2048 + len(signature))
+    try:
+        with open_regular_file(weights, what="weights file") as handle:
+            head = handle.read(2048 + len(signature))
+    except FileNotFoundError:  # a symbolic link to nothing
+        raise ModelFolderError(
+            f"{weights}: cannot open the weights file (a symbolic link to a missing file?)"
+        ) from None
+    except ConfigFileError as exc:
+        raise ModelFolderError(str(exc)) from None
+    except OSError as exc:
+        raise ModelFolderError(
+            f"{weights}: cannot read the weights file ({exc.strerror})"
+        ) from None
     # The HDF5 superblock sits at offset 0, 512, 1024 or 2048 (user block before it).
     if not any(head[offset : offset + 8] == signature for offset in (0, 512, 1024, 2048)):
         raise ModelFolderError(

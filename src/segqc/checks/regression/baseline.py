@@ -13,7 +13,9 @@ A small, indented JSON file a person can read and diff::
 Per image it keeps the counts the metrics come from (``QcScores.to_dict``: foreground
 pixels, matching counts and IoU sums, community-metric counts), so a baseline file gives
 exactly the scores, pooled included, the run that wrote it had. It is read with
-``json`` and validated with pydantic; nothing in it is ever executed.
+``json`` and validated with pydantic; nothing in it is ever executed. Like every file a
+user hands segqc, it is read through :mod:`segqc.data.config_files` (a regular file of at most
+1 MiB, nested at most 100 levels deep).
 """
 
 from __future__ import annotations
@@ -27,10 +29,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from segqc import __version__
+from segqc.data.config_files import ConfigFileError, load_json, read_config_text
+from segqc.data.pairing import QcPair
+from segqc.data.writing import write_json
 from segqc.metrics.scores import QcScores, image_mean, pool
 from segqc.predict.model_folder import sha256_of
-from segqc.data.writing import write_json
-from segqc.data.pairing import QcPair
 
 __all__ = [
     "SCHEMA",
@@ -176,19 +179,18 @@ def read_baseline(path: Path) -> Baseline:
     Raises
     ------
     BaselineError
-        Missing, unreadable, not JSON, not a segqc baseline, or invalid; one line naming
-        the file, the problem and what to do.
+        Missing, unreadable, not a regular file, larger than 1 MiB, not JSON, nested too
+        deeply, not a segqc baseline, or invalid; one line naming the file, the problem
+        and what to do.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        document = load_json(read_config_text(path, what="baseline file"), path)
     except FileNotFoundError:
         raise BaselineError(
             f"{path}: baseline file not found; write one with --update-baseline"
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BaselineError(f"{path}: cannot read the baseline file ({exc})") from None
-    try:
-        document = json.loads(text)
+    except ConfigFileError as exc:
+        raise BaselineError(str(exc)) from None
     except json.JSONDecodeError as exc:
         raise BaselineError(
             f"{path}:{exc.lineno}:{exc.colno}: not a segqc baseline (invalid JSON: {exc.msg})"

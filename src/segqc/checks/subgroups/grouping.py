@@ -18,12 +18,14 @@ thresholds.yaml):
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from segqc.checks.verdict import Verdict, judge
+from segqc.data.config_files import ConfigFileError, read_config_text
 from segqc.metrics.object_matches import AreaBins, pool_area_bins
 from segqc.metrics.scores import pool
 from segqc.pipeline.outcome import ImageOutcome
@@ -171,15 +173,23 @@ def read_groups_file(path: Path, image_names: Sequence[str]) -> dict[str, str]:
     Raises
     ------
     GroupsFileError
-        Unreadable file, missing columns, empty group, an image listed twice, names that
-        are not QC images, or QC images not listed; every problem at once.
+        Missing or unreadable file, not a regular file, larger than 1 MiB, missing columns,
+        empty group, an image listed twice, names that are not QC images, or QC images not
+        listed; every problem at once.
     """
     try:
-        with path.open(newline="", encoding="utf-8-sig") as handle:
-            reader = csv.DictReader(handle)
-            rows = list(reader)
-            header = list(reader.fieldnames or [])
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        text = read_config_text(path, what="groups file", encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise GroupsFileError(
+            f"{path}: file not found; give a CSV with columns image,group"
+        ) from None
+    except ConfigFileError as exc:
+        raise GroupsFileError(str(exc)) from None
+    try:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        header = list(reader.fieldnames or [])
+    except csv.Error as exc:
         raise GroupsFileError(f"{path}: cannot read the groups file ({exc})") from None
     if not rows or not {"image", "group"} <= set(header):
         raise GroupsFileError(
