@@ -350,3 +350,25 @@ def test_perfect_match_is_outlined_in_the_legends_last_colour(tmp_path):
 
 def legend_rgb(colour):
     return tuple(int(colour[i : i + 2], 16) for i in (1, 3, 5))
+
+
+def test_image_groups_are_shown_in_the_subgroups_table(pytester, make_qc, thresholds_file):
+    """Each image group's pooled metrics, as in summary.json (img01 misses 4 of 10 disks,
+    so group 'b' = img01 + img02 has recall 16/20 = 0.8 by hand)."""
+    groups = pytester.path / "groups.csv"
+    groups.write_text("image,group\nimg00.tif,a\nimg01.tif,b\nimg02.tif,b\n")
+    run_report(pytester, make_qc, thresholds_file, "--qc-groups", str(groups))
+    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
+    tree = Tree(html).root
+    assert not tree.find_all(data_field="report_error"), "the QC sections failed to render"
+    rows = {
+        row.find_all("th")[0].all_text(): [cell.all_text() for cell in row.find_all("td")]
+        for table in tree.find_all("table")
+        for row in table.find_all("tr")
+        if row.find_all("th") and row.find_all("th")[0].all_text() in ("a", "b")
+    }
+    assert set(rows) == {"a", "b"}
+    metrics = sorted(json.loads((pytester.path / "qc-output" / "summary.json").read_text())[
+        "subgroups"]["image_groups"][1]["values"])  # fmt: skip
+    assert rows["b"][0] == "2 images"
+    assert rows["b"][1 + metrics.index("recall")] == "0.800"

@@ -167,7 +167,7 @@ def _subgroups(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
                         if "bin" in entry
                         else f"{entry.get('n_evaluated', 0)} images"
                     ),
-                    "values": [_fmt(entry["values"].get(m)) for m in metrics],
+                    "cells": [_fmt(entry["values"].get(m)) for m in metrics],
                     "broken": _broken(entry.get("limits")),
                 }
                 for entry in entries
