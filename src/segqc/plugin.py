@@ -130,6 +130,11 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"segqc: {exc}") from None
     if not settings.active:
         return
+    from segqc.invocation import misread_rootdir
+
+    misread = misread_rootdir(config)
+    if misread:
+        raise pytest.UsageError(f"segqc: {misread}")
     from segqc import xdist
     from segqc.session import SessionError, open_session
 
