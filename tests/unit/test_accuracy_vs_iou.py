@@ -5,9 +5,13 @@ has square A shifted by 2 columns (intersection 10x8 = 80, union 120, IoU = 2/3)
 square B exact (IoU = 1). So at IoU <= 0.6 both match (tp 2, fp 0, fn 0, f1 1) and at
 IoU >= 0.7 only B does (tp 1, fp 1, fn 1, precision = recall = f1 = 1/2, accuracy 1/3,
 panoptic quality = 1 / (1 + 1/2 + 1/2) = 1/2).
+
+``shifted`` is that prediction moved down 3 rows: A then overlaps 7 x 8 = 56 px (union
+144, IoU 0.389) and B 7 x 10 = 70 px (union 130, IoU 0.538), so A matches up to IoU 0.3
+and B up to 0.5.
 """
 
-import json
+import math
 
 import numpy as np
 import pytest
@@ -15,12 +19,13 @@ import tifffile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from segqc.metrics.matching import match_labels, matched_pairs
-from segqc.thresholds import ThresholdsError, load_thresholds
-
-from tests.helpers import OPTIONAL_SKIPPED
-
-QC = ("--pyargs", "segqc.qc_tests")
+from segqc.checks.accuracy import IOU_GRID, accuracy_curve, curve_thresholds
+from segqc.data.pairing import QcPair
+from segqc.metrics.matching import match_labels, match_labels_at, matched_pairs
+from segqc.pipeline.evaluate import EvaluationSettings, evaluate_image
+from segqc.pipeline.outcome import ImageOutcome
+from segqc.predict.folder import PredictionsFolder
+from segqc.thresholds import Thresholds, ThresholdsError, load_thresholds
 
 
 def two_squares():
@@ -96,113 +101,91 @@ def test_aggregate_at_schema_accepts_any_threshold(thresholds_file):
     assert set(loaded.thresholds.aggregate_at) == {0.75, 1.0}
 
 
-@pytest.fixture
-def squares_qc(pytester):
-    target_dir, predictions_dir = pytester.path / "target", pytester.path / "predictions"
-    target_dir.mkdir()
-    predictions_dir.mkdir()
+def test_curve_thresholds_add_the_aggregate_at_ones_to_the_grid():
+    assert curve_thresholds({}) == IOU_GRID
+    assert curve_thresholds({0.75: None, 0.5: None, 1: None}) == (
+        0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.75, 0.8, 0.9, 1.0,
+    )  # fmt: skip
+
+
+def evaluated_squares(tmp_path, thresholds=IOU_GRID) -> list[ImageOutcome]:
+    """a.tif: ``two_squares``; b.tif: its prediction shifted down 3 rows."""
     target, predicted = two_squares()
-    for name in ("a.tif", "b.tif"):
-        tifffile.imwrite(target_dir / name, target)
-        tifffile.imwrite(predictions_dir / name, predicted)
-    return ("--predictions", str(predictions_dir), "--qc-target", str(target_dir))
-
-
-def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds_file):
-    limits = thresholds_file("aggregate_at:\n  0.6: {f1: {min: 0.9}}\n  0.7: {f1: {min: 0.6}}\n")
-    result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
-    result.assert_outcomes(passed=2, failed=1, skipped=2 + OPTIONAL_SKIPPED)
-    result.stdout.fnmatch_lines(
-        [
-            "*pooled at IoU 0.7: f1 = 0.5 < min 0.6 "
-            "(off by 0.1; thresholds.yaml aggregate_at.0.7.f1.min)*"
-        ]
-    )
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    curve = summary["accuracy_vs_iou"]
-    assert curve["thresholds"] == [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
-    by_threshold = {row["iou_threshold"]: row for row in curve["pooled"]}
-    for low in (0.1, 0.6):
-        assert (by_threshold[low]["tp"], by_threshold[low]["fp"], by_threshold[low]["fn"]) == (
-            4,
-            0,
-            0,
-        )
-        assert by_threshold[low]["f1"] == 1.0
-    for high in (0.7, 0.9):
-        row = by_threshold[high]
-        assert (row["tp"], row["fp"], row["fn"]) == (2, 2, 2)
-        assert row["precision"] == row["recall"] == row["f1"] == pytest.approx(0.5)
-        assert row["accuracy"] == pytest.approx(1 / 3)
-        assert row["panoptic_quality"] == pytest.approx(0.5)
-    outcomes = {v["key"]: v["outcome"] for v in summary["limits"]}
-    assert outcomes["aggregate_at.0.6.f1"] == "pass"
-    assert outcomes["aggregate_at.0.7.f1.min"] == "fail"
-    assert summary["status"] == "failed"
-
-
-def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, thresholds_file):
-    limits = thresholds_file("per_image:\n  f1: {min: 0.5}\n")
-    result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
-    # 1 aggregate_at test + the robustness, leakage, size-bin and image-group tests
-    result.assert_outcomes(passed=2, skipped=2 + OPTIONAL_SKIPPED, deselected=1 + 4)
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    assert summary["accuracy_vs_iou"]["limits"] == []
-    assert len(summary["accuracy_vs_iou"]["pooled"]) == 9
-
-
-def _squares_run(tmp_path, *, visuals: bool = False):
-    from segqc.data.pairing import QcPair
-    from segqc.predict.stardist import PredictionsFolder
-    from segqc.pipeline.evaluate import QcRun
-    from segqc.thresholds import bundled_thresholds_path
-
     (tmp_path / "target").mkdir()
     (tmp_path / "predictions").mkdir()
-    target, predicted = two_squares()
-    pairs, files = [], {}
+    files = {}
     for name, shift in (("a.tif", 0), ("b.tif", 3)):
         tifffile.imwrite(tmp_path / "target" / name, target)
-        tifffile.imwrite(tmp_path / "predictions" / name, np.roll(predicted, shift, axis=0))
-        pairs.append(QcPair(name, None, tmp_path / "target" / name))
         files[name] = tmp_path / "predictions" / name
-    run = QcRun(
-        pairs=tuple(pairs),
-        thresholds=load_thresholds(bundled_thresholds_path(), is_bundled_default=True),
-        predictor=PredictionsFolder(tmp_path / "predictions", files),
-        output_dir=tmp_path / "out",
-    )
-    if visuals:
-        run.visuals_dir = tmp_path / "visuals"
-        run.visuals_dir.mkdir()
-    return run
+        tifffile.imwrite(files[name], np.roll(predicted, shift, axis=0))
+    predictor = PredictionsFolder(tmp_path / "predictions", files)
+    settings = EvaluationSettings(iou_threshold=0.5, curve_thresholds=tuple(thresholds))
+    return [
+        evaluate_image(QcPair(name, None, tmp_path / "target" / name), predictor=predictor,
+                       settings=settings)
+        for name in files
+    ]  # fmt: skip
 
 
-def test_curve_at_evaluation_equals_the_curve_read_back_from_disk(tmp_path):
-    from segqc.checks.accuracy import IOU_GRID, _compute, accuracy_vs_iou
-    from segqc.metrics.matching import match_labels_at
-
-    run = _squares_run(tmp_path)
-    outcomes = run.evaluate_all()
+def test_each_image_is_matched_at_every_threshold_when_evaluated(tmp_path):
+    a, b = evaluated_squares(tmp_path)
+    assert [s.iou_threshold for s in a.curve] == list(IOU_GRID)
+    assert [s.tp for s in a.curve] == [2, 2, 2, 2, 2, 2, 1, 1, 1]
+    assert [s.tp for s in b.curve] == [2, 2, 2, 1, 1, 0, 0, 0, 0]
     target, predicted = two_squares()
-    # by hand: A (IoU 2/3) matches up to 0.6, B (IoU 1) everywhere
-    a = outcomes[0].curve
-    assert a is not None and [s.iou_threshold for s in a] == list(IOU_GRID)
-    assert [s.tp for s in a] == [2, 2, 2, 2, 2, 2, 1, 1, 1]
-    assert a == match_labels_at(target, predicted, iou_thresholds=IOU_GRID)
-    curve = accuracy_vs_iou(run)
-    # the old way: every image re-read from disk and matched at the end
-    for outcome in outcomes:
-        outcome.curve = None
-    read_back = _compute(run, outcomes)
-    assert curve == read_back
-    assert curve is not None and curve.images == ("a.tif", "b.tif") and not curve.unreadable
+    assert a.curve == tuple(match_labels_at(target, predicted, iou_thresholds=IOU_GRID))
 
 
-def test_visual_drawn_at_evaluation_equals_the_one_drawn_from_files(tmp_path):
-    from segqc.report.panels import load_visual, render_visual
+def test_pooled_curve_and_aggregate_at_limits_by_hand(tmp_path):
+    aggregate_at = Thresholds.model_validate(
+        {"aggregate_at": {0.3: {"tp": {"min": 4}}, 0.7: {"f1": {"min": 0.6}}}}
+    ).aggregate_at
+    curve = accuracy_curve(evaluated_squares(tmp_path), aggregate_at)
+    assert curve is not None and curve.images == ("a.tif", "b.tif")
+    assert curve.thresholds == IOU_GRID
+    # 4 objects on each side; tp summed over the two images
+    tp = [4, 4, 4, 3, 3, 2, 1, 1, 1]
+    assert [(s.tp, s.fp, s.fn) for s in curve.pooled] == [(t, 4 - t, 4 - t) for t in tp]
+    at_07 = curve.pooled[6]
+    assert at_07.f1 == pytest.approx(0.25) and at_07.accuracy == pytest.approx(1 / 7)
+    assert [(v.key, v.outcome) for v in curve.verdicts] == [
+        ("aggregate_at.0.3.tp", "pass"),
+        ("aggregate_at.0.7.f1.min", "fail"),
+    ]
+    assert curve.verdicts[1].message == (
+        "pooled at IoU 0.7: f1 = 0.25 < min 0.6 (off by 0.35; thresholds.yaml "
+        "aggregate_at.0.7.f1.min)"
+    )
+    record = curve.as_dict()
+    assert record["n_images"] == 2 and record["thresholds"] == list(IOU_GRID)
+    assert [row["tp"] for row in record["pooled"]] == tp
+    assert [limit["outcome"] for limit in record["limits"]] == ["pass", "fail"]
 
-    run = _squares_run(tmp_path, visuals=True)
-    for outcome in run.evaluate_all():
-        assert outcome.visual_file is not None and outcome.visual_file.parent == run.visuals_dir
-        assert load_visual(outcome.visual_file) == render_visual(run, outcome)
+
+def test_images_without_scores_are_left_out_and_none_means_no_curve(tmp_path):
+    a, b = evaluated_squares(tmp_path)
+    failed = ImageOutcome(QcPair("c.tif", None, tmp_path / "c.tif"), error="c.tif: broken")
+    curve = accuracy_curve([a, failed, b], {})
+    assert curve is not None and curve.images == ("a.tif", "b.tif") and curve.verdicts == ()
+    assert accuracy_curve([failed], {}) is None
+    assert accuracy_curve([], {}) is None
+
+
+def test_an_image_matched_at_other_thresholds_is_refused(tmp_path):
+    outcomes = evaluated_squares(tmp_path)
+    aggregate_at = Thresholds.model_validate({"aggregate_at": {0.75: {"f1": {"min": 0.5}}}})
+    with pytest.raises(ValueError, match=r"a\.tif: matched at \[0\.1, .*not at the curve's"):
+        accuracy_curve(outcomes, aggregate_at.aggregate_at)
+
+
+def test_a_threshold_off_the_grid_is_matched_and_judged(tmp_path):
+    aggregate_at = Thresholds.model_validate(
+        {"aggregate_at": {0.65: {"recall": {"min": 0.5}}}}
+    ).aggregate_at
+    outcomes = evaluated_squares(tmp_path, curve_thresholds(aggregate_at))
+    curve = accuracy_curve(outcomes, aggregate_at)
+    # at 0.65: in a both match (IoU 2/3 and 1), in b neither (0.389 and 0.538)
+    at = curve.pooled[curve.thresholds.index(0.65)]
+    assert (at.tp, at.fn) == (2, 2) and math.isclose(at.recall, 0.5)
+    (verdict,) = curve.verdicts
+    assert verdict.key == "aggregate_at.0.65.recall" and verdict.passed

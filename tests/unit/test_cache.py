@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 import tifffile
 
-from segqc.predict.cache import (
-    CachingPredictor,
-    PictureCache,
-    PredictionCache,
-    array_sha256,
-    cache_key,
-    picture_key,
-)
 from segqc.data.pairing import QcPair
-from segqc.predict.stardist import PredictionResult
+from segqc.data.writing import OutputError
+from segqc.predict import PredictionResult
+from segqc.predict.cache import CachingPredictor, PredictionCache, array_sha256, cache_key
 
 SETTINGS = {
     "weights_sha256": "a" * 64,
@@ -183,37 +177,10 @@ def test_large_label_ids_survive_the_cache(tmp_path):
     assert result.labels[0, :3].tolist() == [70_000, 1, 2**31 - 1]
 
 
-def test_picture_cache_returns_what_was_put_under_its_key(tmp_path):
-    cache = PictureCache(tmp_path / "pictures")
-    key = picture_key("image panels", target="abc", iou_threshold=0.5)
-    assert cache.get(key) is None
-    path = cache.put(key, {"panels": [["ground truth", "data:image/png;base64,AA"]]})
-    assert path == cache.path(key) and path.is_file()
-    assert cache.get(key)["panels"] == [["ground truth", "data:image/png;base64,AA"]]
-
-
-def test_picture_key_changes_with_what_the_picture_is_drawn_from():
-    key = picture_key("image panels", target="abc", iou_threshold=0.5)
-    assert key == picture_key("image panels", iou_threshold=0.5, target="abc")
-    assert key != picture_key("image panels", target="abd", iou_threshold=0.5)
-    assert key != picture_key("image panels", target="abc", iou_threshold=0.7)
-    assert key != picture_key("accuracy figure", target="abc", iou_threshold=0.5)
-
-
-@pytest.mark.parametrize(
-    "damage",
-    [
-        lambda path, key: path.write_text("{not json"),
-        lambda path, key: path.write_bytes(b"\xff\xfe\x00"),
-        lambda path, key: path.write_text("[1, 2]"),
-        lambda path, key: path.write_text('{"panels": []}'),  # no key: not ours
-        lambda path, key: path.write_text('{"key": "%s", "panels": []}' % ("0" * 64)),
-    ],
-    ids=["truncated", "not-utf8", "not-an-object", "no-key", "another-key"],
-)
-def test_a_damaged_picture_entry_is_a_miss(tmp_path, damage):
-    cache = PictureCache(tmp_path)
-    key = picture_key("accuracy figure", record={"pooled": []})
-    path = cache.put(key, {"data_uri": "data:image/png;base64,AA"})
-    damage(path, key)
-    assert cache.get(key) is None
+def test_an_unwritable_cache_folder_is_refused_naming_the_fix(tmp_path):
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    with pytest.raises(OutputError, match=r"cache: cache folder is not writable .*--no-cache"):
+        PredictionCache.check_writable(blocker)
+    PredictionCache.check_writable(tmp_path / "new" / "cache")  # created when missing
+    assert (tmp_path / "new" / "cache").is_dir()

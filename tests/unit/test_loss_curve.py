@@ -80,7 +80,7 @@ def test_still_improving_warns_train_longer():
     # smoothed end = raw epoch 28, 10 epochs before = raw epoch 18: sqrt(18/28) - 1 = -19.8%
     assert "still improving — train longer" in verdict.message
     assert "fell 20% over the last 10 epochs" in verdict.message
-    assert verdict.values["change"] == pytest.approx(np.sqrt(18 / 28) - 1)
+    assert verdict.record["values"]["change"] == pytest.approx(np.sqrt(18 / 28) - 1)
     assert outcomes(h)["learning"] == outcomes(h)["overfitting"] == "pass"
 
 
@@ -116,9 +116,9 @@ def test_overfitting_fails_naming_the_epoch_of_the_minimum():
         "overfitting: val_loss rose 20% above its minimum (epoch 20) while loss fell 24%; "
         "use the epoch-20 weights (weights_best.h5), add training data, or augment"
     )
-    assert verdict.values["best_epoch"] == 20
-    assert verdict.values["rise"] == pytest.approx(0.2)
-    assert verdict.values["loss_fall"] == pytest.approx(0.2 / 0.82)
+    assert verdict.record["values"]["best_epoch"] == 20
+    assert verdict.record["values"]["rise"] == pytest.approx(0.2)
+    assert verdict.record["values"]["loss_fall"] == pytest.approx(0.2 / 0.82)
     # smoothed epoch 30 = raw epoch 28 = 0.54, smoothed end 0.6: rose 11% in the last 10
     converged = check_converged(overfitting_history(), DEFAULTS)
     assert converged.outcome == "warn"
@@ -174,7 +174,9 @@ def test_short_histories_get_a_verdict(n):
         assert "only 1 epoch" in verdicts["learning"].message
     else:  # first vs last epoch: 1.0 -> 0.8 (-20%) or 1.0 -> 0.6 (-40%)
         assert verdicts["learning"].outcome == "pass"
-        assert verdicts["learning"].values["drop"] == pytest.approx(0.2 if n == 2 else 0.4)
+        assert verdicts["learning"].record["values"]["drop"] == pytest.approx(
+            0.2 if n == 2 else 0.4
+        )
 
 
 def test_no_validation_column():
@@ -184,7 +186,7 @@ def test_no_validation_column():
     assert "no val_loss recorded" in verdicts["finite"].message
     assert verdicts["learning"].outcome == "pass"
     assert verdicts["converged"].outcome == "pass"
-    assert verdicts["converged"].values["watched"] == "loss"
+    assert verdicts["converged"].record["values"]["watched"] == "loss"
     for name in ("overfitting", "generalisation_gap"):
         assert verdicts[name].outcome == "skip"
         assert "no val_loss recorded in history.csv" in verdicts[name].message
@@ -197,7 +199,7 @@ def test_generalisation_gap():
     assert verdict.outcome == "fail"
     assert "final val_loss is 3.00× the training loss" in verdict.message
     assert "loss_curve.generalisation_gap.max_ratio" in verdict.message
-    assert verdict.values["ratio"] == pytest.approx(3.0)
+    assert verdict.record["values"]["ratio"] == pytest.approx(3.0)
     assert check_generalisation_gap(history(loss, 1.5 * loss), DEFAULTS).outcome == "pass"
 
 

@@ -4,7 +4,7 @@ import json
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from stardist.matching import matching
 
@@ -59,24 +59,37 @@ def _random_labels(seed, shape=(24, 24), n=8):
     st.integers(0, 10_000),
     st.sampled_from([0.1, 0.3, 0.5, 0.7]),
 )
+# Ground-truth object 15 overlaps predictions 15 and 21 with IoU exactly 1/9 each:
+# stardist's global solver pairs it with 15, segqc's per-component solver with 21.
+@example(359, 291, 0.1)
 def test_same_true_positives_as_stardist(seed_true, seed_pred, thr):
     y_true, y_pred = _random_labels(seed_true), _random_labels(seed_pred + 99_999)
     # Overlapping copies shifted by one pixel make conflicting pairs at low thresholds.
     y_pred = np.where(y_pred > 0, y_pred, np.roll(y_true, 1, axis=1))
     reference = matching(y_true, y_pred, thresh=thr, report_matches=True)
     expected = {
-        reference.matched_pairs[i]: reference.matched_scores[i] for i in reference.matched_tps
+        reference.matched_pairs[i]: np.float32(reference.matched_scores[i])
+        for i in reference.matched_tps
     }
     m = match_objects(y_true, y_pred, iou_threshold=thr)
     got = {
-        (int(t), int(p)): float(s)
+        (int(t), int(p)): np.float32(s)
         for t, p, s in zip(m.true_labels, m.matched_pred, m.matched_iou, strict=True)
         if p > 0
     }
-    assert got.keys() == expected.keys()
-    for pair, score in expected.items():
-        assert got[pair] == pytest.approx(float(score), abs=1e-6)
-    assert len(got) == match_labels(y_true, y_pred, iou_threshold=thr).tp
+    assert len(got) == len(expected) == match_labels(y_true, y_pred, iou_threshold=thr).tp
+    assert sorted(got.values()) == sorted(expected.values())
+    # Where several assignments are exactly equally good the two solvers may pick
+    # different ones (segqc.metrics.matching documents this): every pair that differs
+    # from stardist's must share an object with one of stardist's pairs of the very
+    # same IoU.
+    for (t, p), score in got.items():
+        if (t, p) not in expected:
+            assert any(
+                (t == t_ref or p == p_ref) and score == ref_score
+                for (t_ref, p_ref), ref_score in expected.items()
+                if (t_ref, p_ref) not in got
+            ), (t, p, score)
 
 
 def test_conflicting_pairs_are_solved_like_stardist():

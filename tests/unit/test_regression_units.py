@@ -5,14 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from test_stats import scores_from_counts
 
-from segqc.checks.regression.baseline import BaselineError, baseline_document, compare_data, read_baseline
-from segqc.metrics.scores import pool
+from segqc.checks.regression.baseline import (
+    BaselineError,
+    baseline_document,
+    compare_data,
+    read_baseline,
+)
 from segqc.checks.regression.comparison import compare, drop_of, judge_drop
-from segqc.thresholds.regression import BootstrapSettings, DropLimit, RegressionSettings
 from segqc.checks.statistics.bootstrap import Interval
+from segqc.metrics.scores import pool
 from segqc.thresholds import Thresholds, ThresholdsError, load_thresholds
+from segqc.thresholds.regression import BootstrapSettings, DropLimit, RegressionSettings
+from tests.unit.test_stats import scores_from_counts
 
 
 def make_document(scores, hashes=None):
@@ -124,26 +129,26 @@ def judge(old, new, *, ci=None, significant=False, metric="f1", max_drop=0.02):
 
 def test_improvement_passes_and_says_so():
     verdict = judge(0.8, 0.9)
-    assert verdict.passed and verdict.change == "improved"
-    assert verdict.message() == "pooled: f1 improved by 0.1 (0.8 → 0.9)"
+    assert verdict.passed and verdict.record["change"] == "improved"
+    assert verdict.message == "pooled: f1 improved by 0.1 (0.8 → 0.9)"
 
 
 def test_no_change():
     verdict = judge(0.8, 0.8)
-    assert verdict.passed and verdict.message() == "pooled: f1: no change (0.8)"
+    assert verdict.passed and verdict.message == "pooled: f1: no change (0.8)"
 
 
 def test_drop_within_tolerance_passes():
     verdict = judge(0.9, 0.89)
-    assert verdict.passed and verdict.change == "worse"
-    assert "within max_drop 0.02" in verdict.message()
+    assert verdict.passed and verdict.record["change"] == "worse"
+    assert "within max_drop 0.02" in verdict.message
 
 
 def test_drop_beyond_tolerance_fails_naming_the_key():
     verdict = judge(0.9, 0.85, ci=Interval(0.05, -0.01, 0.1))
-    assert not verdict.passed and verdict.rule == "max_drop"
-    assert verdict.message().endswith("(thresholds.yaml regression.aggregate.f1.max_drop)")
-    assert "not significant; significance not required" in verdict.message()
+    assert not verdict.passed and verdict.record["rule"] == "max_drop"
+    assert verdict.message.endswith("(thresholds.yaml regression.aggregate.f1.max_drop)")
+    assert "not significant; significance not required" in verdict.message
 
 
 def test_lower_is_better_metric_fails_when_it_rises():
@@ -153,14 +158,14 @@ def test_lower_is_better_metric_fails_when_it_rises():
 
 def test_required_significance_spares_a_noisy_drop():
     verdict = judge(0.9, 0.85, ci=Interval(0.05, -0.01, 0.1), significant=True)
-    assert verdict.passed and verdict.rule == "max_drop, significant drops only"
-    assert "not significantly (95% CI of the drop [-0.01, 0.1] includes 0)" in verdict.message()
+    assert verdict.passed and verdict.record["rule"] == "max_drop, significant drops only"
+    assert "not significantly (95% CI of the drop [-0.01, 0.1] includes 0)" in verdict.message
 
 
 def test_required_significance_fails_a_significant_drop():
     verdict = judge(0.9, 0.85, ci=Interval(0.05, 0.02, 0.1), significant=True)
     assert not verdict.passed
-    assert "and significantly (95% CI of the drop [0.02, 0.1] excludes 0)" in verdict.message()
+    assert "and significantly (95% CI of the drop [0.02, 0.1] excludes 0)" in verdict.message
 
 
 def test_required_significance_never_spares_a_drop_within_tolerance_check():
@@ -182,7 +187,7 @@ def test_compare_per_image_names_the_worse_images(three_images):
         ("per_image", "b.tif"),
     ]
     # pooled recall: 16/25 -> 12/25
-    assert broken[0].drop == pytest.approx(4 / 25)
+    assert broken[0].value == pytest.approx(4 / 25)
     # pooled mean_matched_score rises, (8 + 1.4) / 12 > (8 + 4.2) / 16, as image a weighs more
     assert comparison.deltas["aggregate"]["mean_matched_score"].value == pytest.approx(
         9.4 / 12 - 12.2 / 16, abs=1e-6

@@ -52,7 +52,7 @@ def test_subgroup_tables_list_values_and_broken_limits():
     }  # fmt: skip
     [sizes, groups] = check_sections(summary)["subgroups"]["tables"]
     assert sizes["metrics"] == ["recall"]
-    assert [(r["name"], r["extra"], r["values"]) for r in sizes["rows"]] == [
+    assert [(r["name"], r["extra"], r["cells"]) for r in sizes["rows"]] == [
         ("small", "area 0–50 px", ["0.500"]),
         ("large", "area 50–∞ px", ["1"]),
     ]

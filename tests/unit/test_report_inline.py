@@ -1,14 +1,11 @@
 """Image panels put into the written report one image at a time (segqc.report.inline)."""
 
-import json
 import os
 
 import pytest
 
 from segqc.report.inline import DeferredImages
 from segqc.report.panels import ImageVisual, Panel, save_visual
-
-QC = ("--pyargs", "segqc.qc_tests")
 
 
 def visual_file(tmp_path, name, n_panels):
@@ -68,58 +65,3 @@ def test_a_failed_rewrite_leaves_the_report_as_it_was(tmp_path, monkeypatch):
         deferred.inline_into(report)
     assert report.read_text(encoding="utf-8") == f'<img src="{name}">'
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "report.html"]
-
-
-def test_pytest_html_renders_the_page_without_the_panels(pytester, make_qc):
-    """The panels never pass through pytest-html's in-memory page, only the file."""
-    pytester.makeconftest(
-        """
-        import json, pathlib, pytest
-
-        @pytest.hookimpl(trylast=True)
-        def pytest_html_results_summary(prefix, summary, postfix, session):
-            page = "".join(prefix)
-            counts = {
-                "pictures": page.count("data:image/"),
-                "deferred": page.count("segqc-deferred-"),
-            }
-            pathlib.Path("page.json").write_text(json.dumps(counts))
-        """
-    )
-    qc = make_qc(3, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC,
-        "--predictions",
-        str(qc.predictions),
-        "--qc-source",
-        str(qc.source),
-        "--qc-target",
-        str(qc.target),
-    )
-    assert result.ret == pytest.ExitCode.OK
-    counts = json.loads((pytester.path / "page.json").read_text())
-    assert counts == {"pictures": 1, "deferred": 12}  # the accuracy figure; 3 images x 4 panels
-    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
-    assert "segqc-deferred-" not in html
-    assert html.count('src="data:image/') == 13
-
-
-def test_sections_are_rendered_before_the_other_sessionfinish_hooks(pytester, make_qc):
-    """Rendered in a ``tryfirst`` ``pytest_sessionfinish``: under pytest-xdist, that work
-    overlaps the controller's wait for its workers to exit (a ``trylast`` hook)."""
-    pytester.makeconftest(
-        """
-        import pathlib
-
-        def pytest_sessionfinish(session):
-            plugin = session.config.pluginmanager.get_plugin("segqc-report")
-            rendered = plugin.fragment is not None and "segqc-deferred-" in plugin.fragment
-            pathlib.Path("rendered.txt").write_text(str(rendered))
-        """
-    )
-    qc = make_qc(2, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
-    )
-    assert result.ret == pytest.ExitCode.OK
-    assert (pytester.path / "rendered.txt").read_text() == "True"

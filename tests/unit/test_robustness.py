@@ -1,29 +1,36 @@
-"""Robustness: perturbation functions on small arrays, and the tests run as a user would.
+"""Robustness: perturbation functions on small arrays, and one perturbed image measured.
 
-The acceptance double is a predictor that thresholds the raw (un-normalised) image at a
-fixed grey value, supplied through the ``pytest_segqc_make_predictor`` hook: on the
-conftest QC images (background ~100, nuclei ~500) it is exact, under x2 intensity the
-background (~200 +- 40) crosses the threshold and the prediction breaks.
+The model double thresholds the raw (un-normalised) image at a fixed grey value: on
+``make_qc``'s images (background ~100 +- 20, nuclei ~500) it finds exactly the ground
+truth; under x0.5 intensity it still does (50 vs 250); under x2 the background
+(~200 +- 40) crosses the threshold and the prediction breaks. It is equivariant, so a
+flipped or rotated prediction mapped back onto the original grid is exact again.
 """
 
-import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
+from skimage.measure import label
 
+from segqc.checks.accuracy import IOU_GRID
 from segqc.checks.robustness.perturbations import (
+    RobustnessResult,
     flip,
     gaussian_blur,
     gaussian_noise,
     intensity_offset,
     intensity_scale,
+    perturb_and_measure,
     plan_perturbations,
     poisson_noise,
+    robustness_summary,
     rot90,
 )
+from segqc.data.pairing import QcPair
+from segqc.pipeline.evaluate import EvaluationSettings, evaluate_image
+from segqc.predict import PredictionResult
 from segqc.thresholds.schema import RobustnessSettings
-
-QC = ("--pyargs", "segqc.qc_tests")
 
 
 def test_flip_and_rot90_are_undone_exactly():
@@ -83,101 +90,162 @@ def test_plan_ids_follow_the_settings():
     ]  # fmt: skip
 
 
-RAW_THRESHOLD_CONFTEST = """
-import numpy as np
-from skimage.measure import label
-from segqc.predict.stardist import PredictionResult
-
 class RawThreshold:
+    """Labels the connected regions of the raw image above 180; keeps what it was given."""
+
     needs_source_image = True
+
+    def __init__(self, *, fail: bool = False) -> None:
+        self.fail = fail
+        self.images: list[np.ndarray] = []
+
     def predict(self, pair, image):
+        self.images.append(image)
+        if self.fail:
+            raise RuntimeError("out of GPU memory\ntraceback lines")
         return PredictionResult(labels=label(np.asarray(image) > 180, connectivity=1))
+
     def describe(self):
         return {"kind": "raw threshold at 180 (test double)"}
 
-def pytest_segqc_make_predictor(config, model_dir):
-    return RawThreshold()
-"""
+
+SETTINGS = RobustnessSettings.model_validate(
+    {
+        "intensity_scale": {"factors": [0.5, 2], "max_drop": {"f1": 0.05}},
+        "flip": {"axes": ["x"]},
+        "rot90": {"k": [1]},
+    }
+)
+PLAN = {p.id: p for p in plan_perturbations(SETTINGS)}
 
 
-def test_a_model_without_normalisation_fails_under_x2_intensity(pytester, make_qc):
-    qc = make_qc(2, root=pytester.path / "qc")
-    pytester.makeconftest(RAW_THRESHOLD_CONFTEST)
-    (pytester.path / "limits.yaml").write_text(
-        "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
-        "  flip: {axes: [x]}\n"
-    )
-    result = pytester.runpytest(
-        *QC, "--model", str(pytester.path), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--thresholds", "limits.yaml", "-v",
+@pytest.fixture
+def qc_pair(make_qc):
+    qc = make_qc(1)
+    return QcPair("img00.tif", qc.source / "img00.tif", qc.target / "img00.tif")
+
+
+def measured(pair, perturbation, predictor=None, *, seed=0):
+    """Evaluate ``pair`` and measure it under ``perturbation`` (an id of PLAN, or one)."""
+    if isinstance(perturbation, str):
+        perturbation = PLAN[perturbation]
+    predictor = predictor or RawThreshold()
+    original = evaluate_image(
+        pair, predictor=predictor, settings=EvaluationSettings(0.5, IOU_GRID)
+    ).scores
+    return perturb_and_measure(
+        perturbation, pair, predictor=predictor, original=original,
+        iou_threshold=0.5, seed=seed,
     )  # fmt: skip
-    result.stdout.fnmatch_lines(
-        [
-            "*test_robustness?intensity_scale-x0.5?img00.tif?? PASSED*",
-            "*test_robustness?intensity_scale-x0.5?img01.tif?? PASSED*",
-            "*test_robustness?intensity_scale-x2?img00.tif?? FAILED*",
-            "*test_robustness?intensity_scale-x2?img01.tif?? FAILED*",
-            "*test_robustness?flip-x?img00.tif?? PASSED*",
-        ]
+
+
+def test_the_double_is_exact_on_the_original_image(qc_pair):
+    result = measured(qc_pair, "intensity_scale-x0.5")
+    assert result.original["f1"] == 1.0 and result.original["tp"] == 10
+
+
+@pytest.mark.parametrize("perturbation", ["intensity_scale-x0.5", "flip-x", "rot90-k1"])
+def test_harmless_perturbations_drop_nothing(qc_pair, perturbation):
+    # flip and rot90 only pass because the prediction is mapped back onto the original
+    # grid: the disks are not symmetric under either
+    result = measured(qc_pair, perturbation)
+    assert result.error is None and result.passed and result.failures == []
+    assert result.perturbed["tp"] == 10
+    assert set(result.drop.values()) == {0.0}
+    assert "tp" not in result.drop  # counts have no drop, only ratios
+    assert result.max_drop == {"f1": 0.05}
+
+
+def test_doubled_intensity_breaks_the_double_and_names_the_limit(qc_pair):
+    result = measured(qc_pair, "intensity_scale-x2")
+    assert not result.passed and result.drop["f1"] > 0.5
+    (line,) = result.failures
+    assert line == (
+        f"img00.tif, intensity_scale-x2: f1 dropped by {result.drop['f1']:.4g} "
+        f"(1 -> {result.perturbed['f1']:.4g}), more than 0.05 "
+        "(thresholds.yaml robustness.intensity_scale.max_drop.f1)"
     )
-    result.stdout.fnmatch_lines(
-        ["img00.tif, intensity_scale-x2: f1 dropped by * (1 -> *), more than 0.05 "
-         "(thresholds.yaml robustness.intensity_scale.max_drop.f1)"]
+    assert result.as_dict()["passed"] is False
+
+
+def test_the_predictor_gets_the_perturbed_image(qc_pair):
+    predictor = RawThreshold()
+    measured(qc_pair, "rot90-k1", predictor)
+    original, rotated = predictor.images
+    np.testing.assert_array_equal(rotated, np.rot90(original))
+
+
+def test_noise_is_seeded_by_the_seed_the_perturbation_and_the_image(qc_pair):
+    noise = plan_perturbations(RobustnessSettings.model_validate({"gaussian_noise": {}}))[0]
+    first, again, other_seed = RawThreshold(), RawThreshold(), RawThreshold()
+    measured(qc_pair, noise, first)
+    measured(qc_pair, noise, again)
+    measured(qc_pair, noise, other_seed, seed=1)
+    np.testing.assert_array_equal(first.images[1], again.images[1])
+    assert not np.array_equal(first.images[1], other_seed.images[1])
+    renamed = RawThreshold()
+    measured(replace(qc_pair, name="copy.tif"), noise, renamed)
+    assert not np.array_equal(first.images[1], renamed.images[1])
+
+
+def test_a_failing_prediction_is_that_results_one_line_error(qc_pair):
+    original = evaluate_image(
+        qc_pair, predictor=RawThreshold(), settings=EvaluationSettings(0.5, IOU_GRID)
+    ).scores
+    result = perturb_and_measure(
+        PLAN["flip-x"], qc_pair, predictor=RawThreshold(fail=True), original=original,
+        iou_threshold=0.5, seed=0,
     )  # fmt: skip
-    assert "Traceback" not in result.stdout.str()
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    table = {(r["perturbation"], r["image"]): r for r in summary["robustness"]["results"]}
-    assert table["intensity_scale-x0.5", "img00.tif"]["drop"]["f1"] == 0.0
-    assert table["intensity_scale-x2", "img00.tif"]["drop"]["f1"] > 0.5
-    assert table["flip-x", "img01.tif"]["passed"] is True
-    assert summary["robustness"]["perturbations"] == [
-        "intensity_scale-x0.5", "intensity_scale-x2", "flip-x",
+    assert result.error == "img00.tif, flip-x: prediction failed (out of GPU memory)"
+    assert result.failures == [result.error] and not result.passed
+    assert result.original == original.values() and result.perturbed is None
+
+
+def test_without_original_scores_or_source_nothing_is_predicted(qc_pair):
+    original = evaluate_image(
+        qc_pair, predictor=RawThreshold(), settings=EvaluationSettings(0.5, IOU_GRID)
+    ).scores
+    predictor = RawThreshold()
+    unevaluated = perturb_and_measure(
+        PLAN["flip-x"], qc_pair, predictor=predictor, original=None, iou_threshold=0.5, seed=0
+    )
+    assert unevaluated.error == "img00.tif: the original image could not be evaluated"
+    no_source = perturb_and_measure(
+        PLAN["flip-x"], replace(qc_pair, source=None), predictor=predictor, original=original,
+        iou_threshold=0.5, seed=0,
+    )  # fmt: skip
+    assert no_source.error == "img00.tif: no source image to perturb"
+    assert predictor.images == []
+
+
+def result(perturbation: str, image: str, f1_drop: float) -> RobustnessResult:
+    kind = perturbation.split("-")[0]
+    values = {"f1": 1.0}
+    return RobustnessResult(
+        perturbation, kind, image, values, {"f1": 1.0 - f1_drop}, {"f1": f1_drop}, {"f1": 0.05}
+    )
+
+
+def test_summary_is_in_plan_then_image_order_with_mean_drops():
+    results = [
+        result("rot90-k1", "a.tif", 0.0),
+        result("intensity_scale-x2", "b.tif", 0.5),
+        result("flip-x", "a.tif", 0.0),
+        result("intensity_scale-x2", "a.tif", 0.25),
+        result("intensity_scale-x0.5", "b.tif", 0.125),
+    ]
+    summary = robustness_summary(SETTINGS, results, ["a.tif", "b.tif"])
+    assert summary["perturbations"] == [
+        "intensity_scale-x0.5", "intensity_scale-x2", "flip-x", "rot90-k1",
     ]  # fmt: skip
-
-
-def test_robustness_is_skipped_with_predictions(pytester, make_qc):
-    qc = make_qc(1, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
-        "--robustness", "-rs",
-    )  # fmt: skip
-    result.stdout.fnmatch_lines(["*robustness needs a model to predict perturbed images*"])
-
-
-def test_tiny_model_gets_a_robustness_test_per_perturbation_and_image(
-    pytester, make_qc, tiny_model_dir
-):
-    qc = make_qc(2, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC, "--model", str(tiny_model_dir), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--robustness", "-v", "-k", "robustness",
-    )  # fmt: skip
-    # --robustness alone: the default plan, 9 perturbations (snr10, peak100, x0.5, x2,
-    # +0.1, sigma1, flip-y, flip-x, rot90-k1) for each of the 2 images
-    outcomes = result.parseoutcomes()
-    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 18
-    result.stdout.fnmatch_lines(["*test_robustness?rot90-k1?img01.tif??*"])
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    assert len(summary["robustness"]["results"]) == 18
-
-
-def test_robustness_results_reach_summary_json_under_xdist(pytester, make_qc, worker_path):
-    """The robustness tests run on the workers; the controller's summary.json has the
-    same table as a run without xdist (in plan order, then image order)."""
-    qc = make_qc(3, root=pytester.path / "qc")
-    pytester.makeconftest(RAW_THRESHOLD_CONFTEST)
-    (pytester.path / "limits.yaml").write_text(
-        "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
-        "  flip: {axes: [x]}\n"
-    )
-    args = (*QC, "--model", str(pytester.path), "--qc-source", str(qc.source),
-            "--qc-target", str(qc.target), "--thresholds", "limits.yaml")  # fmt: skip
-    tables = {}
-    for workers in ("0", "2"):
-        output = f"out-n{workers}"
-        pytester.runpytest(*args, "-n", workers, "--qc-output", output)
-        summary = json.loads((pytester.path / output / "summary.json").read_text())
-        tables[workers] = summary["robustness"]
-    assert len(tables["2"]["results"]) == 3 * 3  # 3 perturbations x 3 images
-    assert tables["2"] == tables["0"]
-    assert tables["2"]["mean_drop"]["intensity_scale-x2"]["f1"] > 0.5
+    assert [(r["perturbation"], r["image"]) for r in summary["results"]] == [
+        ("intensity_scale-x0.5", "b.tif"),
+        ("intensity_scale-x2", "a.tif"),
+        ("intensity_scale-x2", "b.tif"),
+        ("flip-x", "a.tif"),
+        ("rot90-k1", "a.tif"),
+    ]
+    assert summary["mean_drop"]["intensity_scale-x2"] == {"f1": 0.375}
+    assert summary["mean_drop"]["intensity_scale-x0.5"] == {"f1": 0.125}
+    assert [r["passed"] for r in summary["results"]] == [False, False, False, True, True]
+    assert summary["seed"] == 0

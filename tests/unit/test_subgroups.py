@@ -2,21 +2,31 @@
 
 Each image holds 4 small squares (4 x 4 = 16 px) and 4 large ones (12 x 12 = 144 px).
 With edges [50, 100]: small = area < 50, medium = 50..100 (empty), large = area >= 100.
+The degraded prediction misses the small squares and cuts the large ones to 10 x 12
+(IoU 120 / 144).
 """
 
-import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
-import tifffile
+import yaml
 
-from segqc.metrics.object_matches import match_objects
-from segqc.checks.subgroups.grouping import GroupsFileError, read_groups_file, size_bin_values
+from segqc.checks.subgroups.grouping import (
+    GroupsFileError,
+    image_group_outcomes,
+    read_groups_file,
+    size_bin_outcomes,
+    size_bin_values,
+)
+from segqc.data.pairing import QcPair
+from segqc.metrics.object_matches import area_bins, match_objects, pool_area_bins
+from segqc.metrics.scores import measure
+from segqc.pipeline.outcome import ImageOutcome
+from segqc.thresholds import Thresholds
 
-from tests.helpers import OPTIONAL_SKIPPED
-
-QC = ("--pyargs", "segqc.qc_tests")
+EDGES = (50.0, 100.0)
 
 
 def squares(*, small=True, large_height=12):
@@ -29,28 +39,54 @@ def squares(*, small=True, large_height=12):
     return labels
 
 
+def degraded():
+    return squares(small=False, large_height=10)
+
+
+def test_area_bins_of_one_image_by_hand():
+    bins = area_bins(match_objects(squares(), degraded()), EDGES)
+    assert bins.edges == EDGES
+    assert (bins.n_true, bins.tp) == ((4, 0, 4), (0, 0, 4))
+    assert bins.iou_sum == pytest.approx((0.0, 0.0, 4 * 120 / 144))
+
+
+def test_an_area_on_an_edge_belongs_to_the_bin_above():
+    labels = np.zeros((20, 20), np.uint16)
+    labels[0:5, 0:10] = 1  # 50 px: exactly the first edge
+    labels[10:20, 0:10] = 2  # 100 px: exactly the second
+    assert area_bins(match_objects(labels, labels), EDGES).n_true == (0, 1, 1)
+
+
 def test_size_bin_values_by_hand():
     truth = squares()
-    perfect = match_objects(truth, truth)
-    degraded = match_objects(truth, squares(small=False, large_height=10))
-    small, medium, large = size_bin_values([perfect, degraded], [50, 100])
+    pooled = pool_area_bins(
+        [
+            area_bins(match_objects(truth, truth), EDGES),
+            area_bins(match_objects(truth, degraded()), EDGES),
+        ],
+        EDGES,
+    )
+    small, medium, large = size_bin_values(pooled)
     assert (small["n_true"], small["tp"], small["fn"]) == (8, 4, 4)
     assert small["recall"] == 0.5 and small["mean_matched_score"] == 1.0
     assert small["mean_true_score"] == 0.5
     assert medium["n_true"] == 0 and math.isnan(medium["recall"])
+    assert math.isnan(medium["mean_matched_score"]) and math.isnan(medium["mean_true_score"])
     assert (large["n_true"], large["tp"]) == (8, 8)
     assert large["mean_matched_score"] == pytest.approx((4 * 1 + 4 * 120 / 144) / 8)
 
 
-def write_set(root, name, truth, prediction):
-    for folder, data in (
-        ("source", truth * 100 + 10),
-        ("target", truth),
-        ("predictions", prediction),
-    ):
-        path = root / folder / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tifffile.imwrite(path, data.astype(np.uint16))
+def test_bins_counted_with_other_edges_are_not_pooled():
+    bins = area_bins(match_objects(squares(), squares()), EDGES)
+    with pytest.raises(ValueError, match=r"counted with edges \(50\.0, 100\.0\)"):
+        pool_area_bins([bins], [50.0, 200.0])
+
+
+def outcome(name, truth, prediction, *, group=None, edges=EDGES):
+    """An evaluated image, as evaluate_image would give it."""
+    bins = area_bins(match_objects(truth, prediction), edges)
+    pair = QcPair(name, None, Path(name), group)
+    return ImageOutcome(pair, scores=measure(truth, prediction), area_bins=bins)
 
 
 LIMITS = """
@@ -67,94 +103,68 @@ subgroups:
 """
 
 
-def test_size_bins_and_groups_fail_where_the_average_passes(pytester):
-    root = pytester.path / "qc"
-    write_set(root, "condA/a1.tif", squares(), squares())
-    write_set(root, "condA/a2.tif", squares(), squares())
-    write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
-    (pytester.path / "limits.yaml").write_text(LIMITS + "aggregate:\n  f1: {min: 0.8}\n")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
-        "--qc-source", str(root / "source"), "--qc-groups", "subfolders",
-        "--thresholds", "limits.yaml", "-v",
-    )  # fmt: skip
-    result.stdout.fnmatch_lines(
-        [
-            "*test_aggregate PASSED*",
-            "*test_object_size?small? FAILED*",
-            "*test_object_size?medium? SKIPPED*",
-            "*test_object_size?large? FAILED*",
-            "*test_image_group?condA? PASSED*",
-            "*test_image_group?condB? FAILED*",
-        ]
-    )
-    # pooled: small recall 8 of 12; large IoU (8 * 1 + 4 * 120/144) / 12
-    result.stdout.fnmatch_lines(
-        [
-            "small objects (area < 50): recall = 0.6667 < min 0.9 (off by 0.2333; "
-            "thresholds.yaml subgroups.object_size.limits.recall.min)",
-        ]
-    )
-    result.stdout.fnmatch_lines(
-        ["large objects (area >= 100): mean_matched_score = 0.9444 < min 0.95 *by_bin.large*"]
-    )
-    # condB: tp 4, fn 4, fp 0 -> f1 = 8 / 12
-    result.stdout.fnmatch_lines(["group condB: f1 = 0.6667 < min 0.9*image_groups.limits.f1.min)"])
-    assert result.ret == pytest.ExitCode.TESTS_FAILED
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    bins = {b["bin"]: b for b in summary["subgroups"]["object_size"]}
-    assert bins["small"]["values"]["recall"] == pytest.approx(8 / 12)
-    assert bins["small"]["max_area"] == 50 and bins["large"]["min_area"] == 100
-    assert [v["outcome"] for v in bins["small"]["limits"]] == ["fail"]
-    groups = {g["group"]: g for g in summary["subgroups"]["image_groups"]}
-    assert groups["condA"]["images"] == ["condA/a1.tif", "condA/a2.tif"]
-    assert groups["condB"]["values"]["f1"] == pytest.approx(8 / 12)
-    assert [img["name"] for img in summary["images"]] == [
-        "condA/a1.tif",
-        "condA/a2.tif",
-        "condB/b1.tif",
+def settings(text=LIMITS):
+    return Thresholds.model_validate(yaml.safe_load(text)).subgroups
+
+
+def test_size_bins_fail_where_the_average_passes():
+    outcomes = [
+        outcome("a1.tif", squares(), squares()),
+        outcome("a2.tif", squares(), squares()),
+        outcome("b1.tif", squares(), degraded()),
+        ImageOutcome(
+            QcPair("broken.tif", None, Path("broken.tif")), error="broken.tif: unreadable"
+        ),
     ]
-    assert summary["robustness"] is None and summary["leakage"] is None
-
-
-def test_groups_from_a_csv_file(pytester):
-    root = pytester.path / "qc"
-    write_set(root, "a1.tif", squares(), squares())
-    write_set(root, "b1.tif", squares(), squares(small=False))
-    (pytester.path / "groups.csv").write_text("image,group\na1.tif,bright\nb1.tif,dim\n")
-    (pytester.path / "limits.yaml").write_text(LIMITS)
-    result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
-        "--qc-groups", "groups.csv", "--thresholds", "limits.yaml", "-v",
-    )  # fmt: skip
-    result.stdout.fnmatch_lines(
-        ["*test_image_group?bright? PASSED*", "*test_image_group?dim? FAILED*"]
+    small, medium, large = size_bin_outcomes(outcomes, settings().object_size)
+    assert [b.name for b in (small, medium, large)] == ["small", "medium", "large"]
+    assert (small.min_area, small.max_area, large.min_area, large.max_area) == (None, 50, 100, None)
+    # pooled: small recall 8 of 12; large IoU (8 * 1 + 4 * 120/144) / 12
+    assert small.values["recall"] == pytest.approx(8 / 12)
+    (verdict,) = small.verdicts
+    assert verdict.message == (
+        "small objects (area < 50): recall = 0.6667 < min 0.9 (off by 0.2333; "
+        "thresholds.yaml subgroups.object_size.limits.recall.min)"
+    )
+    assert medium.label == "medium objects (50 <= area < 100)" and medium.verdicts == []
+    assert [(v.key, v.outcome) for v in large.verdicts] == [
+        ("subgroups.object_size.limits.recall", "pass"),
+        ("subgroups.object_size.by_bin.large.mean_matched_score.min", "fail"),
+    ]
+    assert large.verdicts[1].message.startswith(
+        "large objects (area >= 100): mean_matched_score = 0.9444 < min 0.95"
     )
 
 
-def test_bad_groups_file_is_a_usage_error(pytester):
-    root = pytester.path / "qc"
-    write_set(root, "a1.tif", squares(), squares())
-    write_set(root, "b1.tif", squares(), squares())
-    (pytester.path / "groups.csv").write_text("image,group\na1.tif,x\nzz.tif,y\n")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
-        "--qc-groups", "groups.csv",
-    )  # fmt: skip
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(
-        ["*groups.csv: not QC images: zz.tif", "*groups.csv: QC images without a group: b1.tif"]
+def test_image_groups_pool_their_images():
+    outcomes = [
+        outcome("condA/a1.tif", squares(), squares(), group="condA"),
+        outcome("condB/b1.tif", squares(), degraded(), group="condB"),
+        outcome("condA/a2.tif", squares(), squares(), group="condA"),
+        ImageOutcome(
+            QcPair("condC/c1.tif", None, Path("c1.tif"), "condC"), error="c1.tif: unreadable"
+        ),
+        outcome("ungrouped.tif", squares(), degraded()),
+    ]
+    a, b, c = image_group_outcomes(outcomes, settings().image_groups)
+    assert (a.name, a.images, a.n_evaluated) == ("condA", ["condA/a1.tif", "condA/a2.tif"], 2)
+    assert a.values["f1"] == 1.0 and [v.outcome for v in a.verdicts] == ["pass"]
+    # condB: tp 4 (the large squares at IoU 0.83), fn 4, fp 0 -> f1 = 8 / 12
+    assert b.values["f1"] == pytest.approx(8 / 12)
+    (verdict,) = b.verdicts
+    assert verdict.message == (
+        "group condB: f1 = 0.6667 < min 0.9 (off by 0.2333; "
+        "thresholds.yaml subgroups.image_groups.limits.f1.min)"
     )
-    assert "Traceback" not in result.stdout.str() + result.stderr.str()
+    assert (c.name, c.n_evaluated, c.values, c.verdicts) == ("condC", 0, None, [])
 
 
-def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
-    qc = make_qc(2, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
-    )
-    # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group
-    result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
+def test_a_group_of_its_own_limits_is_named_by_its_key():
+    text = LIMITS + "    by_group:\n      condB: {f1: {min: 0.5}}\n"
+    outcomes = [outcome("b1.tif", squares(), degraded(), group="condB")]
+    (group,) = image_group_outcomes(outcomes, settings(text).image_groups)
+    (verdict,) = group.verdicts
+    assert (verdict.key, verdict.outcome) == ("subgroups.image_groups.by_group.condB.f1", "pass")
 
 
 @pytest.mark.parametrize(
@@ -183,24 +193,3 @@ def test_bundled_commented_example_of_the_optional_checks_is_valid():
     parsed = Thresholds.model_validate(yaml.safe_load(body))
     assert parsed.robustness is not None and parsed.robustness.rot90.k == [1, 2, 3]
     assert parsed.subgroups.object_size.bin_limits("small")["recall"].min == 0.5
-
-
-def test_size_bins_and_groups_are_complete_under_xdist(pytester):
-    root = pytester.path / "qc"
-    write_set(root, "condA/a1.tif", squares(), squares())
-    write_set(root, "condA/a2.tif", squares(), squares())
-    write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
-    (pytester.path / "limits.yaml").write_text(LIMITS)
-    result = pytester.runpytest_subprocess(
-        *QC, "-n", "2", "--predictions", str(root / "predictions"),
-        "--qc-target", str(root / "target"), "--qc-groups", "subfolders",
-        "--thresholds", "limits.yaml", "-p", "no:html",
-    )  # fmt: skip
-    # skipped: aggregate and image_mean (no limits), the empty medium bin, optional checks
-    result.assert_outcomes(passed=4, failed=3, skipped=3 + OPTIONAL_SKIPPED)
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    bins = {b["bin"]: b["values"] for b in summary["subgroups"]["object_size"]}
-    assert (bins["small"]["n_true"], bins["small"]["tp"]) == (12, 8)
-    assert bins["large"]["mean_matched_score"] == pytest.approx((8 + 4 * 120 / 144) / 12)
-    groups = {g["group"]: g["values"]["f1"] for g in summary["subgroups"]["image_groups"]}
-    assert groups == {"condA": 1.0, "condB": pytest.approx(8 / 12)}

@@ -97,7 +97,8 @@ def _failure(where: Path | str, stage: str, exc: BaseException) -> _ImageFailure
         text = _one_line(exc)
         return _ImageFailure(text if text.startswith(str(where)) else f"{where}: {text}")
     if isinstance(exc, MemoryError):
-        return _ImageFailure(f"{where}: not enough memory to {stage} this image")
+        verb = "predict" if stage == "prediction" else stage
+        return _ImageFailure(f"{where}: not enough memory to {verb} this image")
     return _ImageFailure(f"{where}: {stage} failed ({type(exc).__name__}: {_one_line(exc)})")
 
 
@@ -193,6 +194,8 @@ def _evaluate_into(
             )
     try:
         result = predictor.predict(pair, image)
+    except ImageReadError as exc:  # an unreadable prediction file: its message names it
+        raise _ImageFailure(_one_line(exc)) from None
     except Exception as exc:  # a model failing on one image must not stop the others
         raise _failure(pair.source or pair.name, "prediction", exc) from None
     where = result.path or pair.name

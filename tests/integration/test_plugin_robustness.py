@@ -1,0 +1,112 @@
+"""Robustness as a user runs it: one QC test per perturbation and image.
+
+The model double thresholds the raw (un-normalised) image at a fixed grey value and is
+supplied through the ``pytest_segqc_make_predictor`` hook (the model folder is then
+never read): on ``make_qc``'s images (background ~100, nuclei ~500) it is exact, under
+x2 intensity the background (~200 +- 40) crosses the threshold and the prediction
+breaks.
+"""
+
+import json
+
+QC = ("--pyargs", "segqc.qc_tests")
+
+
+RAW_THRESHOLD_CONFTEST = """
+import numpy as np
+from skimage.measure import label
+from segqc.predict import PredictionResult
+
+class RawThreshold:
+    needs_source_image = True
+    def predict(self, pair, image):
+        return PredictionResult(labels=label(np.asarray(image) > 180, connectivity=1))
+    def describe(self):
+        return {"kind": "raw threshold at 180 (test double)"}
+
+def pytest_segqc_make_predictor(config, model_dir):
+    return RawThreshold()
+"""
+
+
+def test_a_model_without_normalisation_fails_under_x2_intensity(pytester, make_qc):
+    qc = make_qc(2, root=pytester.path / "qc")
+    pytester.makeconftest(RAW_THRESHOLD_CONFTEST)
+    (pytester.path / "limits.yaml").write_text(
+        "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
+        "  flip: {axes: [x]}\n"
+    )
+    result = pytester.runpytest(
+        *QC, "--model", str(pytester.mkdir("model")), "--qc-source", str(qc.source),
+        "--qc-target", str(qc.target), "--thresholds", "limits.yaml", "-v",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(
+        [
+            "*test_robustness?intensity_scale-x0.5?img00.tif?? PASSED*",
+            "*test_robustness?intensity_scale-x0.5?img01.tif?? PASSED*",
+            "*test_robustness?intensity_scale-x2?img00.tif?? FAILED*",
+            "*test_robustness?intensity_scale-x2?img01.tif?? FAILED*",
+            "*test_robustness?flip-x?img00.tif?? PASSED*",
+        ]
+    )
+    result.stdout.fnmatch_lines(
+        ["img00.tif, intensity_scale-x2: f1 dropped by * (1 -> *), more than 0.05 "
+         "(thresholds.yaml robustness.intensity_scale.max_drop.f1)"]
+    )  # fmt: skip
+    assert "Traceback" not in result.stdout.str()
+    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+    table = {(r["perturbation"], r["image"]): r for r in summary["robustness"]["results"]}
+    assert table["intensity_scale-x0.5", "img00.tif"]["drop"]["f1"] == 0.0
+    assert table["intensity_scale-x2", "img00.tif"]["drop"]["f1"] > 0.5
+    assert table["flip-x", "img01.tif"]["passed"] is True
+    assert summary["robustness"]["perturbations"] == [
+        "intensity_scale-x0.5", "intensity_scale-x2", "flip-x",
+    ]  # fmt: skip
+
+
+def test_robustness_is_skipped_with_predictions(pytester, make_qc):
+    qc = make_qc(1, root=pytester.path / "qc")
+    result = pytester.runpytest(
+        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
+        "--robustness", "-rs",
+    )  # fmt: skip
+    result.stdout.fnmatch_lines(["*robustness needs a model to predict perturbed images*"])
+
+
+def test_tiny_model_gets_a_robustness_test_per_perturbation_and_image(
+    pytester, make_qc, tiny_model_dir
+):
+    qc = make_qc(2, root=pytester.path / "qc")
+    result = pytester.runpytest(
+        *QC, "--model", str(tiny_model_dir), "--qc-source", str(qc.source),
+        "--qc-target", str(qc.target), "--robustness", "-v", "-k", "robustness",
+    )  # fmt: skip
+    # --robustness alone: the default plan, 9 perturbations (snr10, peak100, x0.5, x2,
+    # +0.1, sigma1, flip-y, flip-x, rot90-k1) for each of the 2 images
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("passed", 0) + outcomes.get("failed", 0) == 18
+    result.stdout.fnmatch_lines(["*test_robustness?rot90-k1?img01.tif??*"])
+    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+    assert len(summary["robustness"]["results"]) == 18
+
+
+def test_robustness_results_reach_summary_json_under_xdist(pytester, make_qc, worker_path):
+    """The robustness tests run on the workers; the controller's summary.json has the
+    same table as a run without xdist (in plan order, then image order)."""
+    qc = make_qc(3, root=pytester.path / "qc")
+    pytester.makeconftest(RAW_THRESHOLD_CONFTEST)
+    (pytester.path / "limits.yaml").write_text(
+        "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
+        "  flip: {axes: [x]}\n"
+    )
+    args = (*QC, "--model", str(pytester.mkdir("model")), "--qc-source", str(qc.source),
+            "--qc-target", str(qc.target), "--thresholds", "limits.yaml")  # fmt: skip
+    tables = {}
+    for workers in ("0", "2"):
+        output = f"out-n{workers}"
+        pytester.runpytest(*args, "-n", workers, "--qc-output", output)
+        summary = json.loads((pytester.path / output / "summary.json").read_text())
+        tables[workers] = summary["robustness"]
+    assert len(tables["2"]["results"]) == 3 * 3  # 3 perturbations x 3 images
+    assert tables["2"] == tables["0"]
+    assert tables["2"]["mean_drop"]["intensity_scale-x2"]["f1"] > 0.5
