@@ -241,6 +241,9 @@ class QcGate:
             terminalreporter.write_line(
                 f"0 of {len(qc.pairs)} QC images evaluated (no image test ran); "
                 f"{qc.settings.output} left as it was"
+                if not self.passed_images
+                else f"0 of {len(qc.pairs)} QC images reached the outputs; "
+                f"{qc.settings.output} left as it was"
             )
             for problem in self.problems:
                 terminalreporter.write_line(f"ERROR {problem}", red=True)

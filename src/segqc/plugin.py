@@ -52,6 +52,7 @@ __all__ = [
 #: The session's state (:class:`segqc.session.QcSession`).
 SESSION = pytest.StashKey["QcSession"]()
 _PLUGIN_NAMES = pytest.StashKey[list[str]]()
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
 
 NOT_ACTIVE_REASON = "segqc: no --model or --predictions given, QC tests skipped"
 
@@ -152,6 +153,29 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "filterwarnings", "ignore:record_property is incompatible with junit_family"
     )
+    if session.writes_outputs:
+        _interrupt_on_sigterm(config)
+
+
+def _interrupt_on_sigterm(config: pytest.Config) -> None:
+    """Handle SIGTERM (CI time-outs, ``timeout``, ``kill``) as pytest handles Ctrl-C.
+
+    The run then ends as an interrupted run: what was evaluated is written (summary.json
+    with ``status: interrupted``, metrics.csv, the report) and the temporary folders are
+    removed. Only where nobody else handles SIGTERM, and only in the main thread.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"segqc: received signal {signum} (SIGTERM)")
+
+    config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, interrupt)
 
 
 def _plugins_of(config: pytest.Config, session: QcSession) -> list[tuple[str, object]]:
@@ -190,6 +214,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     session = config.stash.get(SESSION, None)
     if session is None:
         return
+    if _PREVIOUS_SIGTERM in config.stash:
+        import signal
+
+        signal.signal(signal.SIGTERM, config.stash[_PREVIOUS_SIGTERM])
+        del config.stash[_PREVIOUS_SIGTERM]
     for name in config.stash.get(_PLUGIN_NAMES, []):
         if config.pluginmanager.get_plugin(name) is not None:
             config.pluginmanager.unregister(name=name)

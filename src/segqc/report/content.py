@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from segqc.checks.accuracy import CURVE_METRICS
+from segqc.checks.quality import NEGATIVE_CONTROL_RULE, undefined_metrics
 from segqc.metrics.catalogue import METRICS, metric_spec
 
 __all__ = [
@@ -103,7 +104,9 @@ def _cell(metric: str, value: Any, verdicts: list[Mapping[str, Any]]) -> Cell:
         return Cell(metric, text)
     worst = max(verdicts, key=lambda v: _RANK[v["outcome"]])
     titles = [
-        f"{v['outcome'].upper()}: {metric} = {text}, limit {_bound_text(v)} "
+        f"{v['outcome'].upper()}: {v['message']}"
+        if v.get("rule") == NEGATIVE_CONTROL_RULE
+        else f"{v['outcome'].upper()}: {metric} = {text}, limit {_bound_text(v)} "
         f"({'level warn, ' if v['level'] == 'warn' else ''}thresholds.yaml {v['key']})"
         for v in verdicts
     ]
@@ -119,15 +122,27 @@ def _status(cells: Iterable[Cell]) -> str:
 def _row(
     subject: str, kind: str, scope: str, values: Mapping[str, Any], found: _Verdicts
 ) -> MetricsRow:
+    # A negative control's 0/0 ratios are recorded as stardist's 0 but were not judged:
+    # they read n/a (segqc.checks.quality.undefined_metrics).
+    undefined = undefined_metrics(values)
     cells = tuple(
-        _cell(spec.key, values.get(spec.key), found.by_cell.get((scope, subject, spec.key), []))
+        _cell(
+            spec.key,
+            None if spec.key in undefined else values.get(spec.key),
+            found.by_cell.get((scope, subject, spec.key), []),
+        )
         for spec in METRICS
     )
     return MetricsRow(subject, kind, _status(cells), cells)
 
 
 def metrics_rows(summary: Mapping[str, Any]) -> list[MetricsRow]:
-    """One row per image (in QC order), then the pooled and the image-mean rows."""
+    """One row per image (in QC order), then the pooled and the image-mean rows.
+
+    On a negative control (an image whose ground truth has no object) the ratios that
+    are 0/0 read ``n/a`` and its ``n_pred`` cell carries the negative-control verdict;
+    image-mean values undefined on every image (null in summary.json) read ``n/a`` too.
+    """
     found = _Verdicts.of(summary["limits"])
     rows = []
     for image in summary["images"]:
@@ -192,11 +207,18 @@ def header_rows(summary: Mapping[str, Any]) -> list[HeaderRow]:
             ),
             HeaderRow("device", "Device", _device_text(summary)),
         ]
-    else:
+    elif predictor.get("kind") == "predictions folder":
         rows.append(
             HeaderRow("predictions", "Predictions folder", predictor["path"], code=True,
                       extra="predicted by another tool; no model was run")
         )  # fmt: skip
+    else:  # a plugin's predictor (pytest_segqc_make_predictor): show what it says of itself
+        rows.append(HeaderRow("predictor", "Predictor", str(predictor.get("kind", "unknown"))))
+        rows += [
+            HeaderRow(f"predictor_{key}", key, str(value))
+            for key, value in predictor.items()
+            if key != "kind" and value is not None
+        ]
     qc = summary["qc"]
     rows.append(
         HeaderRow(
