@@ -31,11 +31,21 @@ def make_qc(tmp_path: Path) -> Callable[..., QcFolders]:
 
 
 @pytest.fixture
-def thresholds_file(tmp_path: Path) -> Callable[[str], Path]:
-    """Write a thresholds.yaml with the given text and return its path."""
+def thresholds_file(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[str], Path]:
+    """Write a thresholds.yaml with the given text and return its path.
+
+    In a pytester test the file goes into the project pytester runs in, as a user's
+    would: a file elsewhere, given as ``--thresholds PATH``, would move pytest's rootdir
+    (see segqc.invocation).
+    """
+    folder = (
+        request.getfixturevalue("pytester").path
+        if "pytester" in request.fixturenames
+        else tmp_path
+    )
 
     def write(text: str, name: str = "limits.yaml") -> Path:
-        path = tmp_path / name
+        path = folder / name
         path.write_text(text, encoding="utf-8")
         return path
 

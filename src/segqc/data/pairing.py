@@ -30,7 +30,7 @@ class PairingError(ValueError):
         super().__init__("\n".join(problems))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QcPair:
     """One QC image and its ground truth.
 

@@ -40,7 +40,7 @@ class LabelImageError(ValueError):
     """A label image that cannot be matched (wrong dtype, negative labels, wrong shape)."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MatchingStats:
     """Matching statistics of one image (or a pooled set of images) at one IoU threshold.
 

@@ -173,7 +173,7 @@ def object_matches_of(overlaps: LabelOverlaps, pairs: MatchedPairs) -> ObjectMat
     return ObjectMatches(pairs.iou_threshold, true_values, true_areas, matched_iou, matched_pred)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AreaBins:
     """Ground-truth objects counted by area bin: what size-bin subgroups pool.
 

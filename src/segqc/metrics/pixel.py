@@ -9,7 +9,7 @@ import numpy as np
 __all__ = ["ForegroundOverlap", "foreground_overlap"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ForegroundOverlap:
     """Foreground pixel counts of one image pair.
 

@@ -29,7 +29,7 @@ from segqc.metrics.pixel import ForegroundOverlap, foreground_overlap
 __all__ = ["QcScores", "image_mean", "measure", "pool"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class QcScores:
     """Everything measured on one image (or a pooled dataset), kept as counts.
 
@@ -145,8 +145,13 @@ def pool(scores: Sequence[QcScores]) -> QcScores:
 def image_mean(scores: Sequence[QcScores]) -> dict[str, float]:
     """Mean of every metric over images: each image weighs the same.
 
-    The ratios equal ``stardist.matching.matching_dataset(..., by_image=True)``; counts
-    are averaged too (stardist sums them), so a count limit reads "per image on average".
+    The ratios equal ``stardist.matching.matching_dataset(..., by_image=True)`` to
+    float32 precision (within 5e-8: stardist accumulates some of them in float32), not
+    bit for bit; counts are averaged too (stardist sums them), so a count limit reads
+    "per image on average". Like stardist, a 0/0 ratio counts as its value here (0 for
+    the matching ratios); the ``image_mean`` limits are judged on
+    :func:`segqc.checks.quality.defined_image_mean`, which leaves a negative control's
+    0/0 ratios out.
     """
     if not scores:
         raise ValueError("cannot average an empty list of images")

@@ -22,7 +22,7 @@ from segqc.metrics.scores import QcScores
 __all__ = ["ImageOutcome", "outcome_from_dict", "outcome_to_dict"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImageOutcome:
     """The measured facts of one QC image.
 

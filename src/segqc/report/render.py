@@ -95,9 +95,9 @@ def _visuals(
     rendered so far.
     """
     image_rows = [row for row in rows if row.kind == "image"]
-    every = panels is None or all(row.subject in panels for row in image_rows)
+    listed = _visual_names(rows, panels)
     for index, row in enumerate(image_rows, start=1):
-        if not (every or (panels is not None and row.subject in panels)):
+        if row.subject not in listed:
             continue
         visual = _visual_of(row.subject, index, panels, deferred, pictures, report_dir)
         reason = panels.reason(row.subject) if panels is not None else None
@@ -108,6 +108,14 @@ def _visuals(
             "reason": reason or "",
             "open": row.status in ("fail", "error"),
         }
+
+
+def _visual_names(rows: list[Any], panels: PanelStore | None) -> frozenset[str]:
+    """The images listed in the visual assessment (see :func:`_visuals`)."""
+    names = [row.subject for row in rows if row.kind == "image"]
+    if panels is None or all(name in panels for name in names):
+        return frozenset(names)
+    return frozenset(name for name in names if name in panels)
 
 
 def _visual_of(
@@ -225,6 +233,7 @@ def render_report(
                 _accuracy_png(record, matching_threshold=matching_threshold) if record else None
             ),
             visuals=_visuals(rows, panels, deferred, pictures, report_dir),
+            visual_names=_visual_names(rows, panels),
             n_images=len([row for row in rows if row.kind == "image"]),
             n_with_panels=len(panels) if panels is not None else 0,
             pictures_folder=pictures.name if pictures is not None else None,

@@ -10,6 +10,7 @@ always lists every image.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,8 @@ def worst_images(
             )
         else:
             margin, metric = row["f1"], "f1"
+        if math.isnan(margin):  # undefined (an image without objects): not "worst"
+            margin = math.inf
         ranked.append((margin, name, metric, row[metric]))
     ranked.sort(key=lambda item: (item[0], item[1]))
     return [
