@@ -1,17 +1,17 @@
 """Compare a model with a baseline on the same QC images: one-sided, paired, with statistics.
 
-The baseline's scores come from a baseline file (:mod:`segqc.checks.regression.baseline`)
-or from a second model run in the same session; either way :func:`compare` gets two ``{image: QcScores}``
-mappings. For each metric and scope, the *drop* is how much worse the new model is:
-``old - new`` when higher is better, ``new - old`` when lower is better (fp, fn). A drop
-beyond the ``regression:`` limit's ``max_drop`` fails; improvements always pass.
+The baseline's scores come from a baseline file
+(:mod:`segqc.checks.regression.baseline`) or from a second model run in the same
+session; either way :func:`compare` gets two ``{image: QcScores}`` mappings. For each
+metric and scope, the *drop* is how much worse the new model is: ``old - new`` when
+higher is better, ``new - old`` when lower is better (fp, fn). A drop beyond the
+``regression:`` limit's ``max_drop`` fails; improvements always pass.
 
 With ``regression.require_significant: true`` a drop beyond ``max_drop`` of a pooled or
 image-mean metric fails only if the paired-bootstrap interval of the drop lies above 0
 (:func:`segqc.checks.statistics.bootstrap.paired_delta_intervals`). Single images cannot
-be bootstrapped, so
-``per_image`` limits always apply ``max_drop`` alone. Every verdict says which rule it
-applied.
+be bootstrapped, so ``per_image`` limits always apply ``max_drop`` alone. Every verdict
+says which rule it applied.
 """
 
 from __future__ import annotations
