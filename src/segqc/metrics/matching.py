@@ -10,7 +10,7 @@ objects and runs out of memory for a prediction with a few hundred thousand obje
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +34,11 @@ __all__ = [
 # Above this many cells, counting label pairs with np.bincount over a dense
 # (n_true + 1) x (n_pred + 1) table costs more than sorting the pixel keys.
 _DENSE_PAIR_TABLE_LIMIT = 1 << 22
+#: ... and never one of more pairs than this (int64: 256 MiB), however large the image.
+_DENSE_PAIR_TABLE_CAP = 1 << 25
+#: Pixels counted at a time: the int64 work arrays of one chunk are at most 128 MiB each,
+#: so a whole-slide pair needs little more memory than its two label images.
+CHUNK_PIXELS = 1 << 24
 
 
 class LabelImageError(ValueError):
@@ -246,7 +251,9 @@ def match_labels_at(
     return match_overlaps_at(label_overlaps(y_true, y_pred), iou_thresholds=iou_thresholds)
 
 
-def label_overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
+def label_overlaps(
+    y_true: np.ndarray, y_pred: np.ndarray, *, chunk_pixels: int = CHUNK_PIXELS
+) -> LabelOverlaps:
     """Count the pixels shared by every overlapping pair of objects (sparse).
 
     Parameters
@@ -254,6 +261,9 @@ def label_overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
     y_true, y_pred : numpy.ndarray
         Ground-truth and predicted label images of the same shape (see
         :func:`match_labels_at`).
+    chunk_pixels : int
+        Pixels counted at a time (whole slices of the first axis): the memory needed
+        beyond the two images; the counts do not depend on it.
 
     Returns
     -------
@@ -271,7 +281,9 @@ def label_overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
             f"ground truth has shape {y_true.shape} but prediction has shape "
             f"{y_pred.shape}; they must be the same"
         )
-    return _overlaps(y_true, y_pred)
+    if chunk_pixels < 1:
+        raise ValueError(f"`chunk_pixels` must be at least 1, got {chunk_pixels}")
+    return _overlaps(y_true, y_pred, chunk_pixels)
 
 
 def match_overlaps_at(
@@ -366,7 +378,7 @@ def matched_pairs_of(overlaps: LabelOverlaps, *, iou_threshold: float = 0.5) -> 
         empty = np.zeros(0, np.int64)
         return MatchedPairs(thr, empty, empty.copy(), np.zeros(0, np.float32))
     true_index, pred_index, scores = _matched_at(overlaps, thr, [])
-    # _sequential numbers labels 1..n in increasing label value, so index k is value k-1.
+    # _Relabel numbers labels 1..n in increasing label value, so index k is value k-1.
     return MatchedPairs(
         thr,
         overlaps.true_values[true_index - 1],
@@ -437,54 +449,92 @@ def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:
     )
 
 
-def _sequential(labels: np.ndarray) -> tuple[np.ndarray, int, np.ndarray]:
-    """Relabel to 0 (background), 1..n in the order of the original label values.
+def _chunks(labels: np.ndarray, chunk_pixels: int) -> Iterator[np.ndarray]:
+    """The pixels of ``labels``, flattened, in chunks of whole slices of the first axis."""
+    if labels.ndim == 0 or labels.size == 0:
+        yield labels.reshape(-1)
+        return
+    per_slice = labels.size // labels.shape[0]
+    step = max(1, chunk_pixels // max(per_slice, 1))
+    for start in range(0, labels.shape[0], step):
+        yield labels[start : start + step].reshape(-1)
 
-    Also returns the n non-zero label values, ascending, in the input's dtype.
+
+class _Relabel:
+    """Label values to 0 (background), 1..n in increasing value, a chunk at a time.
+
+    ``values`` holds the n non-zero label values, ascending, in the input's dtype.
     """
-    flat = labels.ravel()
-    if flat.size == 0:
-        return np.zeros(0, np.int64), 0, np.zeros(0, labels.dtype)
-    max_label = int(flat.max())
-    if max_label <= 2 * flat.size + 1024:
-        # A forward map as long as the largest label is cheaper than sorting the pixels.
-        flat_i = flat.astype(np.int64, copy=False)
-        present = np.bincount(flat_i, minlength=max_label + 1) > 0
-        present[0] = False
-        values = np.flatnonzero(present)
-        n = len(values)
-        forward = np.zeros(max_label + 1, np.int64)
-        forward[present] = np.arange(1, n + 1)
-        return forward[flat_i], n, values.astype(labels.dtype)
-    values, inverse = np.unique(flat, return_inverse=True)
-    inverse = inverse.astype(np.int64, copy=False).ravel()
-    if values[0] == 0:
-        return inverse, len(values) - 1, values[1:]
-    return inverse + 1, len(values), values
+
+    def __init__(self, labels: np.ndarray, chunk_pixels: int) -> None:
+        max_label = int(labels.max()) if labels.size else 0
+        self.forward: np.ndarray | None = None
+        if max_label <= 2 * labels.size + 1024:
+            # A forward map as long as the largest label is cheaper than sorting pixels.
+            present = np.zeros(max_label + 1, bool)
+            for chunk in _chunks(labels, chunk_pixels):
+                present[chunk] = True
+            present[0] = False
+            values = np.flatnonzero(present)
+            self.forward = np.zeros(max_label + 1, np.int64)
+            self.forward[present] = np.arange(1, len(values) + 1)
+        else:
+            found = [np.unique(chunk) for chunk in _chunks(labels, chunk_pixels)]
+            values = np.unique(np.concatenate(found)) if found else np.zeros(0, labels.dtype)
+            values = values[values != 0]
+        self.values = values.astype(labels.dtype)
+        self.n = len(values)
+
+    def __call__(self, chunk: np.ndarray) -> np.ndarray:
+        if self.forward is not None:
+            return self.forward[chunk]
+        index = np.searchsorted(self.values, chunk).astype(np.int64) + 1
+        return np.where(chunk == 0, 0, index)
 
 
-def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
-    true_seq, n_true, true_values = _sequential(y_true)
-    pred_seq, n_pred, pred_values = _sequential(y_pred)
-    # stardist sums its uint64 overlap matrix; these are the same uint64 areas.
-    area_true = np.bincount(true_seq, minlength=n_true + 1).astype(np.uint64)
-    area_pred = np.bincount(pred_seq, minlength=n_pred + 1).astype(np.uint64)
+def _overlaps(y_true: np.ndarray, y_pred: np.ndarray, chunk_pixels: int) -> LabelOverlaps:
+    """Count areas and pairwise intersections a chunk of pixels at a time.
 
-    both = (true_seq > 0) & (pred_seq > 0)
+    The counts are sums over pixels, so counting chunk by chunk gives exactly the
+    counts of the whole image, while the work arrays (int64) stay those of one chunk.
+    """
+    true_map, pred_map = _Relabel(y_true, chunk_pixels), _Relabel(y_pred, chunk_pixels)
+    n_true, n_pred = true_map.n, pred_map.n
     width = n_pred + 1
-    keys = true_seq[both] * width + pred_seq[both]
-    if (n_true + 1) * width <= max(_DENSE_PAIR_TABLE_LIMIT, 4 * true_seq.size):
-        table = np.bincount(keys, minlength=(n_true + 1) * width)
+    table_size = (n_true + 1) * width
+    dense = table_size <= max(_DENSE_PAIR_TABLE_LIMIT, min(4 * y_true.size, _DENSE_PAIR_TABLE_CAP))
+    area_true = np.zeros(n_true + 1, np.int64)
+    area_pred = np.zeros(n_pred + 1, np.int64)
+    table = np.zeros(table_size if dense else 0, np.int64)
+    found_keys: list[np.ndarray] = []
+    found_counts: list[np.ndarray] = []
+    for true_chunk, pred_chunk in zip(
+        _chunks(y_true, chunk_pixels), _chunks(y_pred, chunk_pixels), strict=True
+    ):
+        true_seq, pred_seq = true_map(true_chunk), pred_map(pred_chunk)
+        area_true += np.bincount(true_seq, minlength=n_true + 1)
+        area_pred += np.bincount(pred_seq, minlength=n_pred + 1)
+        both = (true_seq > 0) & (pred_seq > 0)
+        keys = true_seq[both] * width + pred_seq[both]
+        del true_seq, pred_seq, both
+        if dense:
+            table += np.bincount(keys, minlength=table_size)
+        else:
+            chunk_keys, chunk_counts = np.unique(keys, return_counts=True)
+            found_keys.append(chunk_keys)
+            found_counts.append(chunk_counts)
+    if dense:
         pair_keys = np.flatnonzero(table)
         inter = table[pair_keys].astype(np.uint64)
     else:
-        pair_keys, counts = np.unique(keys, return_counts=True)
-        inter = counts.astype(np.uint64)
+        pair_keys, inter = _summed_by_key(found_keys, found_counts)
     true_index = pair_keys // width
     pred_index = pair_keys % width
+    # stardist sums its uint64 overlap matrix; these are the same uint64 areas.
+    areas_true, areas_pred = area_true.astype(np.uint64), area_pred.astype(np.uint64)
 
     # Exactly stardist's _safe_divide on uint64: divide in float64, store as float32.
-    union = area_true[true_index] + area_pred[pred_index] - inter
+    union = areas_true[true_index] + areas_pred[pred_index] - inter
     scores = np.zeros(len(inter), np.float32)
     np.divide(inter, union, out=scores, where=np.abs(union) > 1e-10)
     return LabelOverlaps(
@@ -494,11 +544,26 @@ def _overlaps(y_true: np.ndarray, y_pred: np.ndarray) -> LabelOverlaps:
         pred_index,
         scores,
         inter,
-        area_true,
-        area_pred,
-        true_values,
-        pred_values,
+        areas_true,
+        areas_pred,
+        true_map.values,
+        pred_map.values,
     )
+
+
+def _summed_by_key(
+    keys: list[np.ndarray], counts: list[np.ndarray]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct keys, ascending, with the sum of their counts over every chunk."""
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0, np.uint64)
+    all_keys, all_counts = np.concatenate(keys), np.concatenate(counts)
+    order = np.argsort(all_keys, kind="stable")
+    all_keys, all_counts = all_keys[order], all_counts[order]
+    if all_keys.size == 0:
+        return all_keys, all_counts.astype(np.uint64)
+    starts = np.flatnonzero(np.r_[True, all_keys[1:] != all_keys[:-1]])
+    return all_keys[starts], np.add.reduceat(all_counts, starts).astype(np.uint64)
 
 
 def _match_at(overlaps: LabelOverlaps, thr: float, components: list[np.ndarray]) -> MatchingStats:

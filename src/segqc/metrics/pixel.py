@@ -26,7 +26,9 @@ class ForegroundOverlap:
         return self.intersection / self.union if self.union else 1.0
 
 
-def foreground_overlap(y_true: np.ndarray, y_pred: np.ndarray) -> ForegroundOverlap:
+def foreground_overlap(
+    y_true: np.ndarray, y_pred: np.ndarray, *, chunk_pixels: int = 1 << 24
+) -> ForegroundOverlap:
     """Count foreground pixels shared by two label images.
 
     Every non-zero pixel is foreground, whatever its label: this is a semantic (not an
@@ -36,6 +38,9 @@ def foreground_overlap(y_true: np.ndarray, y_pred: np.ndarray) -> ForegroundOver
     ----------
     y_true, y_pred : np.ndarray
         Label images of the same shape; 0 is background.
+    chunk_pixels : int
+        Pixels counted at a time (whole slices of the first axis), so a whole-slide pair
+        needs no full-size masks; the counts do not depend on it.
 
     Returns
     -------
@@ -52,9 +57,12 @@ def foreground_overlap(y_true: np.ndarray, y_pred: np.ndarray) -> ForegroundOver
         raise ValueError(
             f"ground truth shape {y_true.shape} and prediction shape {y_pred.shape} differ"
         )
-    true_fg = y_true != 0
-    pred_fg = y_pred != 0
-    return ForegroundOverlap(
-        intersection=int(np.count_nonzero(true_fg & pred_fg)),
-        union=int(np.count_nonzero(true_fg | pred_fg)),
-    )
+    y_true, y_pred = np.atleast_1d(y_true), np.atleast_1d(y_pred)
+    rows = max(1, chunk_pixels // max(y_true[:1].size, 1))
+    intersection = union = 0
+    for start in range(0, len(y_true), rows):
+        true_fg = y_true[start : start + rows] != 0
+        pred_fg = y_pred[start : start + rows] != 0
+        intersection += int(np.count_nonzero(true_fg & pred_fg))
+        union += int(np.count_nonzero(true_fg | pred_fg))
+    return ForegroundOverlap(intersection=intersection, union=union)
