@@ -9,13 +9,17 @@ code) on seeded random 2D and 3D label images; and properties (PQ = SQ x RQ, poo
 
 from __future__ import annotations
 
+import itertools
+from fractions import Fraction
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from segqc.metrics.community import DSB_THRESHOLDS
+from segqc.metrics.community import DSB_THRESHOLDS, AjiCounts, aji_counts
+from segqc.metrics.matching import label_overlaps
 from segqc.metrics.scores import QcScores, measure, pool
-
-from tests.helpers import OPTIONAL_SKIPPED
 
 
 def _case_a() -> tuple[np.ndarray, np.ndarray]:
@@ -262,6 +266,9 @@ def test_3d_scores_equal_stardist_matching():
     gt = random_labels(rng, (10, 20, 22), 12)
     pred = perturbed(rng, gt)
     values = measure(gt, pred).values()
+    # int64 copies for stardist: its numba kernels then reuse the compilation of
+    # test_matching.py's reference calls
+    gt, pred = gt.astype(np.int64), pred.astype(np.int64)
     ref = stardist_matching.matching(gt, pred, thresh=0.5)
     for key, ref_key in [
         ("tp", "tp"), ("fp", "fp"), ("fn", "fn"), ("precision", "precision"),
@@ -275,34 +282,176 @@ def test_3d_scores_equal_stardist_matching():
     assert values["dsb_score"] == pytest.approx(np.mean(ref_dsb), abs=1e-12)
 
 
-def test_community_metrics_gate_in_every_scope(pytester, make_qc, thresholds_file):
-    # make_qc: 10 equal disks per image; img01's prediction drops 4 of them. By hand for
-    # img01: every kept disk is exact, so SEG = AJI = DSB = 6/10 (AJI: C = 6 A,
-    # U = 6 A + 4 A for the unpaired GT), SQ = 1, RQ = 6 / (6 + 4/2).
-    qc = make_qc(3, dropped=(0, 4, 0), root=pytester.path / "qc")
-    limits = thresholds_file(
-        "per_image:\n  seg: {min: 0.7}\n  sq: {min: 0.99}\n"
-        "aggregate:\n  aji: {min: 0.9}\n  dsb_score: {min: 0.8}\n"
-        "image_mean:\n  rq: {min: 0.95}\n"
-    )
-    result = pytester.runpytest(
-        "--pyargs", "segqc.qc_tests", "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target), "--thresholds", str(limits),
-    )  # fmt: skip
-    result.assert_outcomes(passed=2, failed=3, skipped=OPTIONAL_SKIPPED)
-    result.stdout.fnmatch_lines(
-        [
-            "*img01.tif: seg = 0.6 < min 0.7 (off by 0.1; thresholds.yaml per_image.seg.min)*",
-            # pooled AJI = (10 + 6 + 10) A / 30 A
-            "*pooled: aji = 0.8667 < min 0.9 (off by 0.03333; thresholds.yaml aggregate.aji.min)*",
-            # image mean RQ = (1 + 0.75 + 1) / 3
-            "*image mean: rq = 0.9167 < min 0.95*",
-        ]
-    )
-    import json
+# --- AJI does not depend on label ids (issue 16, point 17) --------------------------
 
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    img01 = summary["images"][1]["metrics"]
-    assert (img01["seg"], img01["aji"], img01["dsb_score"]) == pytest.approx((0.6, 0.6, 0.6))
-    assert (img01["sq"], img01["rq"]) == pytest.approx((1.0, 0.75))
-    assert summary["aggregate"]["pooled"]["dsb_score"] == pytest.approx(26 / 30)
+
+def hover_net_fast_aji(gt: np.ndarray, pred: np.ndarray) -> float:
+    """HoVer-Net's ``get_fast_aji`` (metrics/stats_utils.py), re-typed from its algorithm:
+    dense float64 IoU with 1e-6 added to every union, ``argmax`` over predictions (the
+    smallest id wins what the 1e-6 leaves tied), ids in increasing order."""
+    true_ids = [int(t) for t in np.unique(gt) if t != 0]
+    pred_ids = [int(p) for p in np.unique(pred) if p != 0]
+    inter = np.zeros((len(true_ids), len(pred_ids)))
+    union = np.zeros((len(true_ids), len(pred_ids)))
+    for i, t in enumerate(true_ids):
+        for j, p in enumerate(pred_ids):
+            both = np.logical_and(gt == t, pred == p).sum()
+            if both:
+                inter[i, j] = both
+                union[i, j] = np.logical_or(gt == t, pred == p).sum()
+    iou = inter / (union + 1.0e-6)
+    paired_pred = np.argmax(iou, axis=1) if pred_ids else np.zeros(len(true_ids), int)
+    paired_true = np.flatnonzero(iou.max(axis=1) > 0) if pred_ids else np.zeros(0, int)
+    paired_pred = paired_pred[paired_true]
+    total_inter = inter[paired_true, paired_pred].sum()
+    total_union = union[paired_true, paired_pred].sum()
+    for i, t in enumerate(true_ids):
+        if i not in paired_true:
+            total_union += (gt == t).sum()
+    for j, p in enumerate(pred_ids):
+        if j not in paired_pred:
+            total_union += (pred == p).sum()
+    return float(total_inter / total_union)
+
+
+def reference_aji(gt: np.ndarray, pred: np.ndarray) -> tuple[Fraction, bool]:
+    """segqc's documented AJI by brute force, in exact fractions: each GT object takes the
+    prediction of largest IoU, then of largest union; where several predictions tie on
+    both, every choice is tried and the one leaving the fewest predicted pixels unused
+    is kept. Also returns whether such a full tie occurred."""
+    pred_ids = [int(p) for p in np.unique(pred) if p != 0]
+    inter_sum = union_sum = 0
+    options: list[list[int]] = []
+    for g in np.unique(gt):
+        if g == 0:
+            continue
+        obj = gt == g
+        found = []
+        for s in pred_ids:
+            inter = int(np.logical_and(obj, pred == s).sum())
+            if inter:
+                union = int(np.logical_or(obj, pred == s).sum())
+                found.append((Fraction(inter, union), union, inter, s))
+        if not found:
+            union_sum += int(obj.sum())
+            continue
+        top = max(found)[:3]
+        inter_sum += top[2]
+        union_sum += top[1]
+        options.append([f[3] for f in found if f[:3] == top])
+    area = {s: int((pred == s).sum()) for s in pred_ids}
+    unused = min(
+        sum(a for s, a in area.items() if s not in set(choice))
+        for choice in itertools.product(*options)
+    )
+    total = union_sum + unused
+    full_tie = any(len(choice) > 1 for choice in options)
+    return (Fraction(inter_sum, total) if total else Fraction(1)), full_tie
+
+
+def _equal_iou_case() -> tuple[np.ndarray, np.ndarray]:
+    """GT object G of 20 px (rows 0-3, cols 0-4). p1: 5 px, all inside G (row 0), so
+    IoU 5/20. p2: 10 px, 6 inside G (rows 2-3, cols 0-2) and 4 below it (row 4), so
+    IoU 6/(20 + 10 - 6) = 6/24. Both IoUs are exactly 1/4."""
+    gt = np.zeros((6, 6), np.uint8)
+    gt[0:4, 0:5] = 1
+    pred = np.zeros((6, 6), np.uint8)
+    pred[0, 0:5] = 1
+    pred[2:4, 0:3] = 2
+    pred[4, 0:4] = 2
+    return gt, pred
+
+
+@pytest.mark.parametrize("ids", [(1, 2), (2, 1)], ids=["p1-first", "p2-first"])
+def test_aji_exact_iou_tie_goes_to_the_larger_union(ids):
+    gt, pred = _equal_iou_case()
+    pred = np.select([pred == 1, pred == 2], ids, 0).astype(np.uint8)
+    # The larger union wins the tie: G pairs with p2 (C = 6, U = 24) and p1 stays
+    # unused (U += 5): AJI = 6/29 = 0.2069. Pairing with p1 would give
+    # 5 / (20 + 10) = 1/6 = 0.1667, which is what the smaller label gave before.
+    scores = measure(gt, pred)
+    assert (scores.aji.intersection, scores.aji.union) == (6, 29)
+    assert scores.values()["aji"] == pytest.approx(6 / 29, abs=1e-15)
+    assert hover_net_fast_aji(gt, pred) == pytest.approx(6 / 29, abs=1e-15)
+
+
+def test_aji_compares_ious_exactly_where_float64_cannot():
+    from segqc.metrics.matching import LabelOverlaps
+
+    # One GT object of A voxels and two predictions, counts chosen so that
+    # i2 * u1 - i1 * u2 = 1: p2's IoU is larger by exactly 1 / (u1 u2) ~ 6e-18, which
+    # float64 rounds away (both divide to the same double). p1 has the larger union and
+    # the smaller label, so neither rule may decide here: p2 must win.
+    area, i1, u1, i2, u2 = 300_000_000, 56_856_857, 400_000_001, 56_856_715, 399_999_002
+    p1, p2 = u1 - area + i1, u2 - area + i2
+    assert i2 * u1 - i1 * u2 == 1 and i1 / u1 == i2 / u2
+    overlaps = LabelOverlaps(
+        n_true=1,
+        n_pred=2,
+        true_index=np.array([1, 1]),
+        pred_index=np.array([1, 2]),
+        scores=np.array([i1 / u1, i2 / u2], np.float32),
+        intersections=np.array([i1, i2], np.uint64),
+        area_true=np.array([0, area], np.uint64),
+        area_pred=np.array([0, p1, p2], np.uint64),
+        true_values=np.array([1]),
+        pred_values=np.array([1, 2]),
+    )
+    assert aji_counts(overlaps) == AjiCounts(i2, u2 + p1)
+
+
+@pytest.mark.parametrize("ids", [(1, 2), (2, 1)], ids=["a-first", "b-first"])
+def test_aji_full_ties_leave_the_fewest_predicted_pixels_unused(ids):
+    # GT: G1 = top row, G2 = bottom row; predictions a = left column, b = right column.
+    # Each GT object meets a and b with intersection 1 and union 3: a tie on both
+    # counts. G1 -> a, G2 -> b (or the reverse) uses both: C = 2, U = 3 + 3 = 6, AJI 1/3.
+    # get_fast_aji pairs both with the smaller id (C = 2, U = 6 + 2 = 8, AJI 1/4).
+    gt = np.array([[1, 1], [2, 2]], np.uint8)
+    pred = np.array([ids, ids], np.uint8)
+    assert measure(gt, pred).aji == AjiCounts(2, 6)
+    assert hover_net_fast_aji(gt, pred) == pytest.approx(0.25)
+
+
+@st.composite
+def _small_labels(draw: st.DrawFn, shape: tuple[int, int]) -> np.ndarray:
+    """Labels 0..4 at random: tiny objects, so equal IoUs and full ties are frequent."""
+    size = shape[0] * shape[1]
+    raw = draw(st.binary(min_size=size, max_size=size))  # one draw: cheap, shrinks to 0
+    return (np.frombuffer(raw, np.uint8) % 5).astype(np.int32).reshape(shape)
+
+
+def _relabelled(labels: np.ndarray, new_ids: list[int]) -> np.ndarray:
+    ids = [int(i) for i in np.unique(labels) if i != 0]
+    lookup = np.zeros(int(labels.max()) + 1, np.int32)
+    lookup[ids] = new_ids[: len(ids)]
+    return lookup[labels]
+
+
+SHAPES_2D = st.sampled_from([(3, 4), (4, 4), (5, 6)])
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=st.data(), shape=SHAPES_2D)
+def test_aji_does_not_depend_on_label_ids(data, shape):
+    gt = data.draw(_small_labels(shape))
+    pred = data.draw(_small_labels(shape))
+    new_pred_ids = list(data.draw(st.permutations(range(1, 5))))
+    new_gt_ids = data.draw(st.lists(st.integers(1, 60), min_size=4, max_size=4, unique=True))
+    counts = aji_counts(label_overlaps(gt, pred))
+    relabelled_pred = _relabelled(pred, new_pred_ids)
+    assert aji_counts(label_overlaps(gt, relabelled_pred)) == counts
+    relabelled_gt = _relabelled(gt, new_gt_ids)
+    assert aji_counts(label_overlaps(relabelled_gt, relabelled_pred)) == counts
+
+
+@settings(max_examples=150, deadline=None, derandomize=True)
+@given(data=st.data(), shape=SHAPES_2D)
+def test_aji_equals_the_brute_force_reference_and_hover_net(data, shape):
+    gt = data.draw(_small_labels(shape))
+    pred = data.draw(_small_labels(shape))
+    counts = aji_counts(label_overlaps(gt, pred))
+    expected, full_tie = reference_aji(gt, pred)
+    assert (Fraction(counts.intersection, counts.union) if counts.union else 1) == expected
+    if not full_tie and gt.any() and pred.any():
+        # Without full ties the tie rule is HoVer-Net's own.
+        assert hover_net_fast_aji(gt, pred) == pytest.approx(float(expected), abs=1e-12)

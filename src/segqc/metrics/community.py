@@ -1,14 +1,16 @@
 """The scores other communities gate on: CTC SEG, AJI, the DSB 2018 score, SQ and RQ.
 
 Each score is kept as the counts it is made of (frozen dataclasses), so that a QC set
-can be pooled exactly (:func:`pool_community`), and computed from the sparse overlap
-table of :func:`segqc.metrics.matching.label_overlaps`: only pairs of objects that
-touch are ever looked at, in 2D and 3D alike.
+can be pooled exactly (:func:`pool_seg`, :func:`pool_aji`, :func:`pool_dsb`), and
+computed from the sparse overlap table of :func:`segqc.metrics.matching.label_overlaps`:
+only pairs of objects that touch are ever looked at, in 2D and 3D alike.
 
 Empty images: when neither the ground truth nor the prediction has an object, SEG, AJI
 and the DSB score are 1.0 (perfect agreement, as ``pixel_iou``). The panoptic factors
 follow stardist's convention instead (0 when their denominator is 0), so that
-``panoptic_quality == sq * rq`` always holds.
+``panoptic_quality == sq * rq`` always holds. These are the recorded values; a 0/0
+score of a negative control (no ground-truth object) is not judged
+(:func:`segqc.checks.quality.undefined_metrics`).
 """
 
 from __future__ import annotations
@@ -147,7 +149,7 @@ def aji_counts(overlaps: LabelOverlaps) -> AjiCounts:
     Returns
     -------
     AjiCounts
-        ``.aji`` is the score.
+        ``.aji`` is the score. It does not depend on the label ids of either image.
 
     Notes
     -----
@@ -155,14 +157,26 @@ def aji_counts(overlaps: LabelOverlaps) -> AjiCounts:
     predicted object :math:`S_j` of largest IoU; :math:`C \\mathrel{+}= |G_i \\cap S_j|`,
     :math:`U \\mathrel{+}= |G_i \\cup S_j|` and :math:`S_j` is marked used. Every
     predicted object never used is added to the union: :math:`U \\mathrel{+}= |S_k|`.
-    :math:`\\mathrm{AJI} = C / U`.
+    :math:`\\mathrm{AJI} = C / U`. A predicted object may be the best partner of several
+    ground-truth objects; it is then counted in each of their unions (as in the paper).
 
-    Two choices the paper leaves open, taken as in the widely used implementation of
-    HoVer-Net (``get_fast_aji``): a ground-truth object that overlaps no prediction adds
-    only :math:`|G_i|` to :math:`U` (it is not paired with an arbitrary, non-touching
-    :math:`S_j`); ties in IoU go to the smallest predicted label. A predicted object
-    may be the best partner of several ground-truth objects; it is then counted in each
-    of their unions (as in the paper).
+    Choices the paper leaves open, taken as in the widely used implementation of
+    HoVer-Net (``get_fast_aji`` [2]_):
+
+    * a ground-truth object that overlaps no prediction adds only :math:`|G_i|` to
+      :math:`U` (it is not paired with an arbitrary, non-touching :math:`S_j`);
+    * of two predictions with exactly the same IoU, the one with the larger union (so
+      the larger intersection) is the partner. ``get_fast_aji`` divides by the union
+      plus 1e-6, which makes the larger union win an exact tie.
+
+    IoUs are compared exactly (integer cross-multiplication of the pixel counts where
+    float64 cannot tell them apart), never by label. Predictions with the same
+    intersection *and* union are interchangeable for :math:`C` and :math:`U` but not for
+    which one stays unused; ``get_fast_aji`` takes the smallest label there, so its
+    AJI then depends on the label ids. segqc takes them so that the fewest predicted
+    pixels stay unused (a maximum-weight matching of those ground-truth objects to the
+    tied predictions not already used), the same for every labelling. Where no object
+    has two such partners, the AJI is ``get_fast_aji``'s (up to its float64 rounding).
 
     References
     ----------
@@ -172,25 +186,106 @@ def aji_counts(overlaps: LabelOverlaps) -> AjiCounts:
        ``get_fast_aji`` in its ``metrics/stats_utils.py``.
     """
     true_index, pred_index = overlaps.true_index, overlaps.pred_index
-    inter = overlaps.intersections
-    union = overlaps.area_true[true_index] + overlaps.area_pred[pred_index] - inter
-    iou = inter.astype(np.float64) / union.astype(np.float64)
-    # Best partner of each true object: largest IoU, then smallest predicted label.
-    order = np.lexsort((pred_index, -iou, true_index))
-    first = np.ones(len(order), bool)
-    first[1:] = true_index[order][1:] != true_index[order][:-1]
-    best = order[first]
+    inter = overlaps.intersections.astype(np.int64)
+    area_true = overlaps.area_true.astype(np.int64)
+    area_pred = overlaps.area_pred.astype(np.int64)
+    union = area_true[true_index] + area_pred[pred_index] - inter
+    best, tied = _best_partners(true_index, inter, union)
     used = np.zeros(overlaps.n_pred + 1, bool)
     used[pred_index[best]] = True
     paired_true = np.zeros(overlaps.n_true + 1, bool)
     paired_true[true_index[best]] = True
-    intersection = int(np.sum(inter[best]))
+    # Tied pairs of one object share their intersection and union: count the first.
+    firsts = [pairs[0] for pairs in tied]
+    paired_true[true_index[firsts]] = True
+    used[_tied_partners_used(tied, pred_index, area_pred, used)] = True
+    intersection = int(np.sum(inter[best])) + int(np.sum(inter[firsts]))
     total = (
         int(np.sum(union[best]))
-        + int(np.sum(overlaps.area_true[1:][~paired_true[1:]]))
-        + int(np.sum(overlaps.area_pred[1:][~used[1:]]))
+        + int(np.sum(union[firsts]))
+        + int(np.sum(area_true[1:][~paired_true[1:]]))
+        + int(np.sum(area_pred[1:][~used[1:]]))
     )
     return AjiCounts(intersection, total)
+
+
+def _best_partners(
+    true_index: np.ndarray, inter: np.ndarray, union: np.ndarray
+) -> tuple[np.ndarray, list[list[int]]]:
+    """The best pair of each ground-truth object: largest IoU, then largest union.
+
+    Returns the indices of the pairs that are the unique best of their object, and, for
+    objects whose best pairs tie on both intersection and union, the list of those pairs.
+    Pairs are sorted by ground-truth object (:class:`LabelOverlaps`).
+    """
+    if len(true_index) == 0:
+        return np.zeros(0, np.int64), []
+    iou = inter.astype(np.float64) / union.astype(np.float64)
+    starts = np.flatnonzero(np.r_[True, true_index[1:] != true_index[:-1]])
+    counts = np.diff(np.r_[starts, len(true_index)])
+    # Division is correctly rounded, so rounding keeps the order of exact ratios: the
+    # exact maximum is among the pairs whose float IoU equals the float maximum, and
+    # every other pair is exactly smaller.
+    top = iou == np.repeat(np.maximum.reduceat(iou, starts), counts)
+    n_top = np.add.reduceat(top.astype(np.int64), starts)
+    contenders = np.flatnonzero(top)
+    single = np.repeat(n_top == 1, n_top)
+    best = [contenders[single]]
+    tied: list[list[int]] = []
+    several = contenders[~single]  # still sorted by object: split where the object changes
+    split = np.flatnonzero(true_index[several][1:] != true_index[several][:-1]) + 1
+    for group in np.split(several, split) if len(several) else []:
+        pairs = [int(k) for k in group]
+        # a/b > c/d exactly  <=>  a*d > c*b, in Python integers (no overflow).
+        winner = pairs[0]
+        for k in pairs[1:]:
+            lhs, rhs = int(inter[k]) * int(union[winner]), int(inter[winner]) * int(union[k])
+            if lhs > rhs or (lhs == rhs and union[k] > union[winner]):
+                winner = k
+        ties = [k for k in pairs if inter[k] == inter[winner] and union[k] == union[winner]]
+        if len(ties) == 1:
+            best.append(np.array([winner], np.int64))
+        else:
+            tied.append(ties)
+    return np.sort(np.concatenate(best)), tied
+
+
+def _tied_partners_used(
+    tied: list[list[int]], pred_index: np.ndarray, area_pred: np.ndarray, used: np.ndarray
+) -> np.ndarray:
+    """The predicted objects marked used by objects whose best partners tie exactly.
+
+    Each such object marks one of its tied partners used; the choice that leaves the
+    fewest predicted pixels unused is a maximum-weight matching of those objects to the
+    tied partners not used already (all partners of one object have the same area, its
+    weight). Solved sparse: each object may also take a dummy column of its own (no new
+    partner), so that a full matching of minimal cost ``max_area + 1 - area`` exists.
+    """
+    if not tied:
+        return np.zeros(0, np.int64)
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    free = np.setdiff1d(pred_index[np.concatenate(tied)], np.flatnonzero(used))
+    if len(free) == 0:
+        return np.zeros(0, np.int64)
+    pairs = np.concatenate(tied)
+    rows = np.repeat(np.arange(len(tied)), [len(p) for p in tied])
+    partners = pred_index[pairs]
+    cols = np.minimum(np.searchsorted(free, partners), len(free) - 1)
+    keep = free[cols] == partners  # a partner already used cannot add anything
+    weights = area_pred[partners[keep]].astype(np.float64)
+    n = len(tied)
+    ceiling = float(weights.max(initial=0.0)) + 1.0
+    graph = csr_matrix(
+        (
+            np.r_[ceiling - weights, np.full(n, ceiling)],
+            (np.r_[rows[keep], np.arange(n)], np.r_[cols[keep], len(free) + np.arange(n)]),
+        ),
+        shape=(n, len(free) + n),
+    )
+    _, matched = min_weight_full_bipartite_matching(graph)
+    return free[matched[matched < len(free)]]
 
 
 def dsb_counts(stats: Sequence[MatchingStats]) -> DsbCounts:
@@ -212,9 +307,12 @@ def dsb_counts(stats: Sequence[MatchingStats]) -> DsbCounts:
     .. math:: \\mathrm{DSB} = \\frac{1}{10} \\sum_{t \\in \\{0.5, 0.55, \\dots, 0.95\\}}
               \\frac{TP(t)}{TP(t) + FP(t) + FN(t)}
 
-    with the one-to-one matching of ``stardist.matching`` at IoU >= t (for t > 0.5 it is
-    the unique pairing with IoU > t, as in the competition's own scoring). Kaggle
-    averaged this per image over the test set: segqc's ``image_mean`` scope.
+    with the one-to-one matching of ``stardist.matching`` at each t: a pair counts when
+    its IoU >= t, as cellpose's ``metrics.average_precision`` counts it (for t > 0.5
+    each object has at most one such partner, so no assignment is needed). The
+    competition's description says IoU > t; the two differ only for a pair whose IoU is
+    exactly a threshold. Kaggle averaged the score per image over the test set:
+    segqc's ``image_mean`` scope.
 
     References
     ----------
