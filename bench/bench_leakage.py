@@ -4,7 +4,7 @@
 
 Writes synthetic nuclei images (random disks, one seed per image) to a temporary
 folder, plants 3 flipped/rotated crops of training images among the QC images, and runs
-:func:`segqc.leakage.find_leaks` with the default settings.
+:func:`segqc.checks.leakage.search.find_leaks` with the default settings.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import tifffile
 from scipy.ndimage import gaussian_filter
 from skimage.draw import disk
 
-from segqc.leakage import find_leaks
+from segqc.checks.leakage.search import find_leaks
 
 
 def nuclei(seed: int, side: int) -> np.ndarray:
