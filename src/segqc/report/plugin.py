@@ -17,6 +17,7 @@ a finished run left stays as it was.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import traceback
@@ -27,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from segqc.checks.quality import undefined_metrics
 from segqc.report.inline import DeferredImages
 from segqc.report.selection import worst_images
 from segqc.report.store import INLINE_UP_TO
@@ -118,7 +120,7 @@ class ReportPlugin:
 
         evaluated = [o for o in session.outcomes if o.scores is not None]
         ranked = worst_images(
-            ((o.pair.name, o.scores.values()) for o in evaluated if o.scores is not None),
+            ((o.pair.name, _defined(o.scores.values())) for o in evaluated if o.scores),
             session.limits.limits("per_image"),
             plan.n_worst,
         )
@@ -187,6 +189,12 @@ class ReportPlugin:
                         yellow=True,
                     )
         return result
+
+
+def _defined(values: dict[str, float]) -> dict[str, float]:
+    """An image's values with its 0/0 ratios (a negative control's) as NaN: not worst."""
+    undefined = undefined_metrics(values)
+    return {k: (math.nan if k in undefined else v) for k, v in values.items()}
 
 
 def remove_pictures(folder: Path) -> None:
