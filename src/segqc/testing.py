@@ -20,6 +20,7 @@ import pytest
 from segqc.checks.loss.inspection import LossInspection
 from segqc.checks.quality import judge_image
 from segqc.checks.verdict import Verdict
+from segqc.pipeline.evaluate import is_warning_note
 from segqc.pipeline.outcome import ImageOutcome
 from segqc.thresholds import Thresholds
 
@@ -49,10 +50,18 @@ def assert_verdicts(verdicts: Iterable[Verdict]) -> None:
 
 
 def assert_image(outcome: ImageOutcome, thresholds: Thresholds) -> None:
-    """Fail if the image could not be evaluated or broke a ``per_image`` limit."""
+    """Fail if the image could not be evaluated or broke a ``per_image`` limit.
+
+    Notes that are warnings (labels in several pieces, see
+    :func:`segqc.pipeline.evaluate.split_labels_note`) become :class:`SegQcWarning`
+    warnings of the test, so pytest's warnings summary shows them too.
+    """
     __tracebackhide__ = True
     if outcome.error:
         pytest.fail(outcome.error, pytrace=False)
+    for note in outcome.notes:
+        if is_warning_note(note):
+            warnings.warn(SegQcWarning(note), stacklevel=2)
     assert_verdicts(judge_image(outcome, thresholds))
 
 

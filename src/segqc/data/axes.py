@@ -3,14 +3,20 @@
 Users hand in images as their tools wrote them: ``YX``, ``ZYX``, ``YXC`` (RGB, RGBA),
 channel-first ``CYX``, ImageJ hyperstacks ``ZCYX``. segqc reorders them in two steps:
 
-1. :func:`to_channel_last` — axes from the TIFF metadata (tifffile's ``series[0].axes``)
-   when they agree with the ground truth's shape, else the layout is read off the shapes:
-   the spatial shape must equal the ground truth's, so whatever axis is left over is
-   the channel axis (last, first, or second in ``ZCYX``).
+1. :func:`to_channel_last` — axes from the TIFF metadata (the axes tifffile reads for the
+   full-resolution series, see :mod:`segqc.data.images`) when they agree with the ground
+   truth's shape, else the layout is read off the shapes: the spatial shape must equal
+   the ground truth's, so whatever axis is left over is the channel axis (last, first,
+   or second in ``ZCYX``).
 2. :func:`fit_to_model` — the image's dimensionality (2D/3D) and channel count are
    checked against the model's ``n_dim`` / ``n_channel_in``; a 4-channel image given
    to a 3-channel model is taken as RGBA and its alpha channel dropped, as
    ZeroCostDL4Mic does.
+
+:func:`check_source_layout` applies the same rules to the file's header alone, without
+reading its pixels: with ``--predictions`` the source image is only drawn in the report,
+and a source that does not fit its ground truth is reported as such rather than as a
+drawing failure.
 
 Every problem is an :class:`ImageInputError` with one line a user can act on; the
 image's test fails and the other images still run. No TensorFlow here.
@@ -23,11 +29,12 @@ from typing import Protocol
 
 import numpy as np
 
-from segqc.data.images import read_tiff
+from segqc.data.images import ImageReadError, read_tiff, tiff_series
 
 __all__ = [
     "ImageInputError",
     "ModelShape",
+    "check_source_layout",
     "fit_to_model",
     "read_source_image",
     "tiff_axes",
@@ -61,16 +68,46 @@ def tiff_axes(path: Path) -> str | None:
 
     ImageJ hyperstacks give e.g. ``ZCYX``; RGB(A) TIFFs ``YXS`` (``S``: samples);
     files without axis metadata give letters like ``Q`` or ``I`` (unknown), which count as
-    no metadata.
+    no metadata. The axes are those of the series :func:`~segqc.data.images.read_tiff`
+    reads (the full-resolution one), not of a thumbnail stored first.
     """
-    import tifffile
-
     try:
-        with tifffile.TiffFile(path) as tif:
-            axes = str(tif.series[0].axes).upper()
-    except Exception:  # reading the pixels reports the problem properly
+        axes = tiff_series(path)[2]
+    except ImageReadError:  # reading the pixels reports the problem properly
         return None
     return axes if set(axes) <= _KNOWN_AXES else None
+
+
+def check_source_layout(path: Path, *, spatial_shape: tuple[int, ...]) -> None:
+    """Check, from its header alone, that a source image fits its ground truth.
+
+    The rules of :func:`to_channel_last`, applied to the shape and axes of the series
+    :func:`~segqc.data.images.read_tiff` would read; no pixel is read.
+
+    Raises
+    ------
+    ImageReadError
+        The file cannot be read.
+    ImageInputError
+        Its spatial shape is not ``spatial_shape`` (with at most one channel axis), or it
+        has several time points; the message starts with ``path``.
+    """
+    shape, dtype, axes = tiff_series(path)
+    stand_in = np.broadcast_to(np.zeros((), dtype), shape)  # the shape, without the pixels
+    try:
+        _, found = to_channel_last(
+            stand_in,
+            axes=axes if set(axes) <= _KNOWN_AXES else None,
+            spatial_shape=spatial_shape,
+        )
+    except ImageInputError as exc:
+        raise ImageInputError(f"{path}: {exc}") from None
+    if found is None:
+        raise ImageInputError(
+            f"{path}: source image shape {shape} and ground truth shape {spatial_shape} "
+            "differ; the source must have the ground truth's "
+            f"{'ZYX'[-len(spatial_shape) :]} size, with at most one channel axis"
+        )
 
 
 def to_channel_last(
