@@ -217,3 +217,16 @@ def test_worst_images_mean(fraction, better, mean, names):
 
 def test_worst_images_ties_broken_by_name():
     assert worst_images([("z", 0.5), ("a", 0.5)], fraction=0.1, better="higher")[1] == ["a"]
+
+
+@pytest.mark.parametrize("n_images", [1, 3, 1001, 5000])
+def test_replicates_drawn_by_blocks_are_the_one_shot_draw(n_images):
+    """Drawn a block at a time (bounded memory), the replicates are exactly those of one
+    numpy draw of every replicate at once, so the intervals do not depend on blocks."""
+    from segqc.checks.statistics.bootstrap import weight_blocks
+
+    blocks = list(weight_blocks(n_images, n=1000, seed=3))
+    assert len(blocks) > 1 or n_images < 1100
+    indices = np.random.default_rng(3).integers(0, n_images, size=(1000, n_images))
+    expected = np.stack([np.bincount(row, minlength=n_images) for row in indices])
+    assert np.array_equal(np.concatenate(blocks), expected)

@@ -23,7 +23,7 @@ B. Efron, R. J. Tibshirani, *An Introduction to the Bootstrap*, Chapman & Hall, 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -41,6 +41,7 @@ __all__ = [
     "pooled_from_sums",
     "pooled_replicates",
     "resample_weights",
+    "weight_blocks",
     "worst_images",
 ]
 
@@ -124,6 +125,33 @@ def pooled_from_sums(sums: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
+#: Draws per block of replicates (8 MiB of int64): the replicates are drawn and re-pooled
+#: a block at a time, so memory does not grow with replicates x images.
+_BLOCK_DRAWS = 1 << 20
+
+
+def weight_blocks(n_images: int, *, n: int, seed: int) -> Iterator[np.ndarray]:
+    """How often each image is drawn in each of ``n`` bootstrap replicates, by blocks.
+
+    Yields
+    ------
+    np.ndarray
+        int64, shape ``(rows, n_images)``, a block of consecutive replicates; each row
+        sums to ``n_images``. Together the blocks are :func:`resample_weights`: every
+        block holds an even number of draws, and numpy's bounded integers come two per
+        64-bit word, so drawing block by block continues the same random stream.
+    """
+    if n_images < 1:
+        raise ValueError(f"`n_images` must be at least 1, got {n_images}")
+    rows = max(2, 2 * ((_BLOCK_DRAWS // n_images) // 2))
+    rng = np.random.default_rng(seed)
+    for start in range(0, n, rows):
+        size = min(rows, n - start)
+        indices = rng.integers(0, n_images, size=(size, n_images))
+        flat = indices + n_images * np.arange(size)[:, None]
+        yield np.bincount(flat.ravel(), minlength=size * n_images).reshape(size, n_images)
+
+
 def resample_weights(n_images: int, *, n: int, seed: int) -> np.ndarray:
     """How often each image is drawn in each of ``n`` bootstrap replicates.
 
@@ -134,11 +162,7 @@ def resample_weights(n_images: int, *, n: int, seed: int) -> np.ndarray:
         the indices of ``numpy.random.default_rng(seed).integers(0, n_images, (n,
         n_images))[b]``, so the same seed always gives the same replicates.
     """
-    if n_images < 1:
-        raise ValueError(f"`n_images` must be at least 1, got {n_images}")
-    indices = np.random.default_rng(seed).integers(0, n_images, size=(n, n_images))
-    flat = indices + n_images * np.arange(n)[:, None]
-    return np.bincount(flat.ravel(), minlength=n * n_images).reshape(n, n_images)
+    return np.concatenate(list(weight_blocks(n_images, n=n, seed=seed)))
 
 
 def pooled_replicates(scores: Sequence[QcScores], weights: np.ndarray) -> dict[str, np.ndarray]:
@@ -198,14 +222,22 @@ def _community_replicates(
     }
 
 
-def _replicates(scores: Sequence[QcScores], weights: np.ndarray) -> dict[str, dict[str, Any]]:
+def _replicates(
+    scores: Sequence[QcScores], blocks: Iterable[np.ndarray]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Pooled and image-mean metrics of every replicate, re-pooled a block at a time."""
     per_image = [s.values() for s in scores]  # a dict of every metric: build each once
     values = np.array([[v[k] for k in METRIC_KEYS] for v in per_image], dtype=np.float64)
-    pooled = pooled_replicates(scores, weights)
-    means = (weights @ values) / len(scores)
+    pooled: dict[str, list[np.ndarray]] = {}
+    means: list[np.ndarray] = []
+    for weights in blocks:
+        for key, draws in pooled_replicates(scores, weights).items():
+            pooled.setdefault(key, []).append(draws)
+        means.append((weights @ values) / len(scores))
+    mean = np.concatenate(means)
     return {
-        "aggregate": pooled,
-        "image_mean": {k: means[:, i] for i, k in enumerate(METRIC_KEYS)},
+        "aggregate": {key: np.concatenate(parts) for key, parts in pooled.items()},
+        "image_mean": {k: mean[:, i] for i, k in enumerate(METRIC_KEYS)},
     }
 
 
@@ -238,7 +270,7 @@ def bootstrap_intervals(
         values are :func:`~segqc.metrics.scores.pool` and
         :func:`~segqc.metrics.scores.image_mean` of ``scores``.
     """
-    samples = _replicates(scores, resample_weights(len(scores), n=n, seed=seed))
+    samples = _replicates(scores, weight_blocks(len(scores), n=n, seed=seed))
     points = {"aggregate": pool(scores).values(), "image_mean": image_mean(scores)}
     return {
         scope: {
@@ -270,8 +302,9 @@ def paired_delta_intervals(
     """
     if len(old) != len(new):
         raise ValueError(f"`old` and `new` must pair up, got {len(old)} and {len(new)} images")
-    weights = resample_weights(len(new), n=n, seed=seed)
-    old_samples, new_samples = _replicates(old, weights), _replicates(new, weights)
+    # The same blocks for both models: drawn twice from the same seed.
+    old_samples = _replicates(old, weight_blocks(len(old), n=n, seed=seed))
+    new_samples = _replicates(new, weight_blocks(len(new), n=n, seed=seed))
     points = {
         "aggregate": (pool(old).values(), pool(new).values()),
         "image_mean": (image_mean(old), image_mean(new)),
