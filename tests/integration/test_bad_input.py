@@ -47,17 +47,18 @@ class Scenario:
     subprocess: bool = False
 
     def command_line(self) -> list[str]:
-        args = [*QC, "--qc-target", str(self.qc.target)]
+        # The '=' form: the model folder lies outside the project, as in a user's CI.
+        args = [*QC, f"--qc-target={self.qc.target}"]
         if self.model is not None:
-            args += ["--model", str(self.model)]
+            args.append(f"--model={self.model}")
         else:
-            args += ["--predictions", str(self.qc.predictions)]
+            args.append(f"--predictions={self.qc.predictions}")
         if self.use_source:
-            args += ["--qc-source", str(self.qc.source)]
+            args.append(f"--qc-source={self.qc.source}")
         if self.thresholds_text is not None:
             path = self.root / "limits.yaml"
             path.write_text(self.thresholds_text)
-            args += ["--thresholds", str(path)]
+            args.append(f"--thresholds={path}")
         return args + self.args
 
 
@@ -233,7 +234,7 @@ def tens_of_thousands_predicted(s: Scenario) -> None:
 
 def thresholds_missing(s: Scenario) -> None:
     s.thresholds_text = None
-    s.args += ["--thresholds", str(s.root / "missing.yaml")]
+    s.args += [f"--thresholds={s.root / 'missing.yaml'}"]
 
 
 def thresholds_syntax_error(s: Scenario) -> None:
@@ -258,14 +259,14 @@ def thresholds_min_above_max(s: Scenario) -> None:
 
 def output_not_writable(s: Scenario) -> None:
     (s.root / "a_file").write_text("not a folder")
-    s.args += ["--qc-output", str(s.root / "a_file" / "out")]
+    s.args += [f"--qc-output={s.root / 'a_file' / 'out'}"]
 
 
 def output_has_foreign_files(s: Scenario) -> None:
     out = s.root / "qc-output"
     out.mkdir()
     (out / "metrics.csv").write_text("my own table\n")
-    s.args += ["--qc-output", str(out)]
+    s.args += [f"--qc-output={out}"]
 
 
 def disk_full(s: Scenario) -> None:
@@ -417,7 +418,7 @@ def test_disk_full_leaves_no_temporary_files(pytester, make_qc):
 
 def test_second_run_replaces_outputs_and_touches_nothing_else(pytester, make_qc):
     qc = make_qc(2, root=pytester.path / "qc")
-    args = [*QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)]
+    args = [*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}"]
     assert pytester.runpytest(*args).ret == 0
     out = pytester.path / "qc-output"
     (out / "my_notes.txt").write_text("keep me")
@@ -442,7 +443,7 @@ def test_outputs_get_ordinary_file_permissions(pytester, make_qc):
     old = os.umask(0o022)
     try:
         result = pytester.runpytest(
-            *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+            *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
         )
     finally:
         os.umask(old)

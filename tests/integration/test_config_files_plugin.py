@@ -37,9 +37,9 @@ def assert_usage_error(result: pytest.RunResult, *fragments: str) -> None:
 def run_with_thresholds(pytester: pytest.Pytester, qc: QcFolders, path: Path) -> pytest.RunResult:
     return pytester.runpytest(
         *QC,
-        "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target),
-        "--thresholds", str(path),
+        f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}",
+        f"--thresholds={path}",
     )  # fmt: skip
 
 
@@ -84,9 +84,9 @@ def broken_model(base: Path) -> Path:
 def run_with_model(pytester: pytest.Pytester, qc: QcFolders, model: Path) -> pytest.RunResult:
     return pytester.runpytest(
         *QC,
-        "--model", str(model),
-        "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target),
+        f"--model={model}",
+        f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}",
     )  # fmt: skip
 
 
@@ -112,7 +112,5 @@ def test_a_rootdir_thresholds_yaml_that_is_not_a_file_is_refused_not_replaced(py
     """A thresholds.yaml in the rootdir is the user's limits: if it cannot be read, the
     run stops, rather than gating with segqc's bundled defaults."""
     (pytester.path / "thresholds.yaml").mkdir()
-    result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
-    )
+    result = pytester.runpytest(*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}")
     assert_usage_error(result, f"{pytester.path / 'thresholds.yaml'}: is a folder")

@@ -38,7 +38,7 @@ def thresholds_used(folder: Path) -> str:
 def test_space_form_that_would_move_the_rootdir_stops_and_says_how(pytester, project):
     root, data = project
     result = pytester.runpytest(
-        *QC, "--predictions", str(data.predictions), "--qc-target", str(data.target)
+        *QC, f"--predictions={data.predictions}", f"--qc-target={data.target}"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
@@ -82,8 +82,8 @@ def test_space_form_that_keeps_the_rootdir_works_as_the_equals_form(pytester, pr
 def test_segqc_command_runs_the_suite_with_the_projects_settings(pytester, project):
     root, data = project
     result = subprocess.run(
-        [sys.executable, "-m", "segqc.cli", "--predictions", str(data.predictions),
-         "--qc-target", str(data.target), "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "segqc.cli", f"--predictions={data.predictions}",
+         f"--qc-target={data.target}", "-p", "no:cacheprovider"],
         cwd=root,
         env={**os.environ, "PYTHONPATH": checkout_pythonpath()},
         capture_output=True,

@@ -35,8 +35,8 @@ def run_with_negative_control(pytester, make_qc, prediction):
     tifffile.imwrite(qc.target / name, np.zeros(SHAPE, np.uint16))
     tifffile.imwrite(qc.predictions / name, prediction)
     result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
-        "--thresholds", str(limits), "-v",
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
+        f"--thresholds={limits}", "-v",
     )  # fmt: skip
     return result
 

@@ -37,12 +37,12 @@ def squares_qc(pytester):
     for name in ("a.tif", "b.tif"):
         tifffile.imwrite(target_dir / name, target)
         tifffile.imwrite(predictions_dir / name, predicted)
-    return ("--predictions", str(predictions_dir), "--qc-target", str(target_dir))
+    return (f"--predictions={predictions_dir}", f"--qc-target={target_dir}")
 
 
 def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds_file):
     limits = thresholds_file("aggregate_at:\n  0.6: {f1: {min: 0.9}}\n  0.7: {f1: {min: 0.6}}\n")
-    result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
+    result = pytester.runpytest(*QC, *squares_qc, f"--thresholds={limits}", "-p", "no:html")
     result.assert_outcomes(passed=2, failed=1, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
         [
@@ -75,7 +75,7 @@ def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds
 
 def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, thresholds_file):
     limits = thresholds_file("per_image:\n  f1: {min: 0.5}\n")
-    result = pytester.runpytest(*QC, *squares_qc, "--thresholds", str(limits), "-p", "no:html")
+    result = pytester.runpytest(*QC, *squares_qc, f"--thresholds={limits}", "-p", "no:html")
     # 1 aggregate_at test + the robustness, leakage, size-bin and image-group tests
     result.assert_outcomes(passed=2, skipped=2 + OPTIONAL_SKIPPED, deselected=1 + 4)
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())

@@ -22,8 +22,8 @@ def test_community_metrics_gate_in_every_scope(pytester, make_qc, thresholds_fil
         "image_mean:\n  rq: {min: 0.95}\n"
     )
     result = pytester.runpytest(
-        "--pyargs", "segqc.qc_tests", "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target), "--thresholds", str(limits),
+        "--pyargs", "segqc.qc_tests", f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}", f"--thresholds={limits}",
     )  # fmt: skip
     result.assert_outcomes(passed=2, failed=3, skipped=OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(

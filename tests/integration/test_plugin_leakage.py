@@ -36,8 +36,8 @@ def make_qc_from(root, images):
 
 def run_with_training(pytester, root, training):
     return pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
-        "--qc-source", str(root / "source"), "--training-data", str(training), "-v",
+        *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
+        f"--qc-source={root / 'source'}", f"--training-data={training}", "-v",
     )  # fmt: skip
 
 

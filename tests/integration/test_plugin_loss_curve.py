@@ -30,7 +30,7 @@ def overfitting_columns():
 def run_predictions(pytester, make_qc, *args):
     qc = make_qc(1, root=pytester.path / "qc")
     return pytester.runpytest(
-        *LOSS_TESTS, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
+        *LOSS_TESTS, f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
         "-rs", *args,
     )  # fmt: skip
 
@@ -51,8 +51,8 @@ def fake_model(folder):
 def run_model(pytester, make_qc, model, *args):
     qc = make_qc(1, root=pytester.path / "qc")
     return pytester.runpytest(
-        *LOSS_TESTS, "--model", str(model), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "-rs", *args,
+        *LOSS_TESTS, f"--model={model}", f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}", "-rs", *args,
     )  # fmt: skip
 
 
@@ -84,7 +84,7 @@ def test_overfitting_history_fails_with_diagnosis_and_action(pytester, make_qc):
     log = write_csv(pytester.path / "history.csv", overfitting_columns())
     junit = pytester.path / "junit.xml"
     result = run_predictions(
-        pytester, make_qc, "--training-log", str(log), "-v", f"--junitxml={junit}"
+        pytester, make_qc, f"--training-log={log}", "-v", f"--junitxml={junit}"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # converged warns: smoothed val_loss rose 0.54 -> 0.6 (11%) over the last 10 epochs
@@ -111,8 +111,8 @@ def test_summary_json_records_the_loss_curve(pytester, make_qc):
     log = write_csv(pytester.path / "history.csv", overfitting_columns())
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest(
-        "--pyargs", "segqc.qc_tests", "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target), "--training-log", str(log),
+        "--pyargs", "segqc.qc_tests", f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}", f"--training-log={log}",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     output = pytester.path / "qc-output"
@@ -139,16 +139,17 @@ def test_loss_only_run_leaves_a_finished_runs_outputs_as_they_were(pytester, mak
     columns["val_loss"] = columns["loss"] + 0.1  # falls with the training loss
     healthy = write_csv(pytester.path / "healthy.csv", columns)
     qc = make_qc(1, root=pytester.path / "qc")
-    options = ("--predictions", str(qc.predictions), "--qc-target", str(qc.target))
-    full = pytester.runpytest("--pyargs", "segqc.qc_tests", *options, "--training-log",
-                              str(overfitting))  # fmt: skip
+    options = (f"--predictions={qc.predictions}", f"--qc-target={qc.target}")
+    full = pytester.runpytest(
+        "--pyargs", "segqc.qc_tests", *options, f"--training-log={overfitting}"
+    )
     assert full.ret == pytest.ExitCode.TESTS_FAILED
     output = pytester.path / "qc-output"
     before = output_files(output)
     assert {"summary.json", "metrics.csv", "report.html", "loss_curve.png"} <= set(before)
 
     junit = pytester.path / "junit.xml"
-    result = pytester.runpytest(*LOSS_TESTS, *options, "--training-log", str(healthy),
+    result = pytester.runpytest(*LOSS_TESTS, *options, f"--training-log={healthy}",
                                 f"--junitxml={junit}")  # fmt: skip
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=5)
@@ -206,7 +207,7 @@ def test_nan_history_fails_finite(pytester, make_qc):
     columns = overfitting_columns()
     columns["loss"][29:] = np.nan
     log = write_csv(pytester.path / "history.csv", columns)
-    result = run_predictions(pytester, make_qc, "--training-log", str(log))
+    result = run_predictions(pytester, make_qc, f"--training-log={log}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=1, skipped=4)
     result.stdout.fnmatch_lines(
@@ -229,7 +230,7 @@ def test_model_folder_without_history_skips_saying_where_it_looked(pytester, mak
 def test_required_history_fails_when_missing(pytester, make_qc, thresholds_file):
     model = fake_model(pytester.path / "pretrained")
     limits = thresholds_file("loss_curve:\n  required: true\n")
-    result = run_model(pytester, make_qc, model, "--thresholds", str(limits))
+    result = run_model(pytester, make_qc, model, f"--thresholds={limits}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines(["*no training history found*(*loss_curve.required: true)"])
@@ -255,7 +256,7 @@ def test_predictions_mode_skips_without_training_log(pytester, make_qc):
 def test_unreadable_history_fails_naming_the_file(pytester, make_qc):
     log = pytester.path / "history.csv"
     log.write_text("epoch,lr\n0,0.001\n")
-    result = run_predictions(pytester, make_qc, "--training-log", str(log))
+    result = run_predictions(pytester, make_qc, f"--training-log={log}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=5)
     result.stdout.fnmatch_lines([f"*{log}: no 'loss' column (columns: epoch, lr)*"])
@@ -297,7 +298,7 @@ def test_demo_model_history_from_csv_then_from_tensorboard(pytester, make_qc):
 
 def test_bad_loss_curve_section_is_a_usage_error(pytester, make_qc, thresholds_file):
     limits = thresholds_file("loss_curve:\n  learning: {min_drop: 2}\n")
-    result = run_predictions(pytester, make_qc, "--thresholds", str(limits))
+    result = run_predictions(pytester, make_qc, f"--thresholds={limits}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*loss_curve.learning.min_drop: Input should be less than*"])
     assert_no_traceback(result)

@@ -15,7 +15,7 @@ from stardist.matching import matching
 from tests.helpers import DEMO2D, DEMO2D_WEAK, QC2D
 
 QC = ("--pyargs", "segqc.qc_tests")
-DEMO_ARGS = ("--qc-source", str(QC2D / "source"), "--qc-target", str(QC2D / "target"))
+DEMO_ARGS = (f"--qc-source={QC2D / 'source'}", f"--qc-target={QC2D / 'target'}")
 CSV_TO_STARDIST = {
     "false positive": "fp", "true positive": "tp", "false negative": "fn",
     "precision": "precision", "recall": "recall", "accuracy": "accuracy", "f1 score": "f1",
@@ -36,7 +36,7 @@ def reference_metrics(prediction_file, target_file):
 @pytest.fixture
 def demo_run(tensorflow_ready, pytester):
     """Run the QC suite on the demo model once; return the pytester result."""
-    return pytester.runpytest(*QC, "--model", str(DEMO2D), *DEMO_ARGS, "--device", "cpu")
+    return pytester.runpytest(*QC, f"--model={DEMO2D}", *DEMO_ARGS, "--device", "cpu")
 
 
 def test_demo_model_passes_and_metrics_csv_equals_stardist_matching(demo_run, pytester):
@@ -73,9 +73,7 @@ def test_weak_model_fails_naming_each_failing_image_metric_value_and_limit(
     tensorflow_ready, pytester, thresholds_file
 ):
     limits = thresholds_file("per_image:\n  f1: {min: 0.7}\n")
-    result = pytester.runpytest(
-        *QC, "--model", str(DEMO2D_WEAK), *DEMO_ARGS, "--thresholds", str(limits)
-    )
+    result = pytester.runpytest(*QC, f"--model={DEMO2D_WEAK}", *DEMO_ARGS, f"--thresholds={limits}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     out = pytester.path / "qc-output"
     # Which images fail is decided here from the saved predictions with stardist alone.
@@ -98,9 +96,7 @@ def test_thresholds_yaml_overrides_prob_thresh_and_records_it(
     tensorflow_ready, pytester, thresholds_file
 ):
     limits = thresholds_file("prediction:\n  prob_thresh: 0.9\n")
-    result = pytester.runpytest(
-        *QC, "--model", str(DEMO2D), *DEMO_ARGS, "--thresholds", str(limits)
-    )
+    result = pytester.runpytest(*QC, f"--model={DEMO2D}", *DEMO_ARGS, f"--thresholds={limits}")
     assert result.ret == pytest.ExitCode.OK
     predictor = json.loads((pytester.path / "qc-output" / "summary.json").read_text())["predictor"]
     assert predictor["prob_thresh"] == 0.9
@@ -115,6 +111,6 @@ def test_device_gpu_without_a_gpu_is_a_usage_error(tensorflow_ready, pytester):
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible here")
-    result = pytester.runpytest(*QC, "--model", str(DEMO2D), *DEMO_ARGS, "--device", "gpu")
+    result = pytester.runpytest(*QC, f"--model={DEMO2D}", *DEMO_ARGS, "--device", "gpu")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--device gpu: TensorFlow sees no GPU*"])

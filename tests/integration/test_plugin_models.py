@@ -93,8 +93,8 @@ def test_3d_model_runs_end_to_end_with_every_metric(pytester, tiny3d):
     limits = pytester.path / "limits.yaml"
     limits.write_text("per_image:\n  seg: {min: 0.0}\naggregate:\n  dsb_score: {min: 0.0}\n")
     result = pytester.runpytest(
-        *QC, "--model", str(tiny3d), "--qc-source", str(source), "--qc-target", str(target),
-        "--thresholds", str(limits), "-v",
+        *QC, f"--model={tiny3d}", f"--qc-source={source}", f"--qc-target={target}",
+        f"--thresholds={limits}", "-v",
     )  # fmt: skip
     result.assert_outcomes(passed=3, skipped=1 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
@@ -143,8 +143,8 @@ def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, t
     limits = pytester.path / "limits.yaml"
     limits.write_text("matching:\n  iou_threshold: 0.5\n")
     result = pytester.runpytest(
-        *QC, "--model", str(tiny2d_two_channels), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--thresholds", str(limits), "-rf",
+        *QC, f"--model={tiny2d_two_channels}", f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}", f"--thresholds={limits}", "-rf",
     )  # fmt: skip
     result.assert_outcomes(passed=1, failed=2, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines(
@@ -168,8 +168,8 @@ def test_3d_demo_fixture_runs_end_to_end(pytester):
     limits = pytester.path / "limits.yaml"
     limits.write_text("per_image:\n  seg: {min: 0.0}\n  aji: {min: 0.0}\n")
     result = pytester.runpytest(
-        *QC, "--model", str(DEMO3D), "--qc-source", str(QC3D / "source"),
-        "--qc-target", str(QC3D / "target"), "--thresholds", str(limits),
+        *QC, f"--model={DEMO3D}", f"--qc-source={QC3D / 'source'}",
+        f"--qc-target={QC3D / 'target'}", f"--thresholds={limits}",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())

@@ -22,9 +22,9 @@ QC = ("--pyargs", "segqc.qc_tests")
 
 
 def run_qc(pytester, qc, *args, thresholds=None):
-    options = [*QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)]
+    options = [*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}"]
     if thresholds is not None:
-        options += ["--thresholds", str(thresholds)]
+        options += [f"--thresholds={thresholds}"]
     return pytester.runpytest(*options, *args)
 
 
@@ -129,8 +129,8 @@ def test_bad_pairing_is_one_usage_error_listing_every_name(pytester, make_qc):
     (qc.predictions / "img01.tif").rename(qc.predictions / "stray.tif")
     tifffile.imwrite(qc.target / "orphan.tif", np.zeros((4, 4), np.uint8))
     result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
-        "--qc-source", str(qc.source),
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
+        f"--qc-source={qc.source}",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
@@ -146,7 +146,7 @@ def test_bad_pairing_is_one_usage_error_listing_every_name(pytester, make_qc):
 def test_missing_folder_is_a_usage_error(pytester, make_qc):
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(pytester.path / "nope")
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={pytester.path / 'nope'}"
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*target folder */nope does not exist*"])
@@ -235,8 +235,8 @@ def test_options_can_be_set_in_the_ini_file(pytester, make_qc):
 def test_model_and_predictions_together_is_a_usage_error(pytester, make_qc):
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest(
-        *QC, "--model", str(qc.root), "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target),
+        *QC, f"--model={qc.root}", f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*either --model or --predictions, not both*"])
@@ -262,7 +262,7 @@ def test_predictions_mode_works_where_tensorflow_cannot_be_imported(pytester, ma
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(blocker), checkout_pythonpath()]))
     qc = make_qc(2, root=pytester.path / "qc")
     result = pytester.runpytest_subprocess(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
     )
     assert result.ret == pytest.ExitCode.OK, result.stdout.str()
     result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED)
@@ -274,7 +274,7 @@ def test_a_qc_run_prints_no_assertion_rewrite_warning(pytester, make_qc, worker_
     segqc imported before pytest registers the plugin would make every run warn."""
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest_subprocess(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
     )
     assert result.ret == pytest.ExitCode.OK
     assert "PytestAssertRewriteWarning" not in result.stdout.str() + result.stderr.str()

@@ -27,10 +27,10 @@ regression:
 
 
 def run_qc(pytester, predictions, qc, *args, limits=None):
-    options = [*QC, "--predictions", str(predictions), "--qc-target", str(qc.target),
-               "--qc-source", str(qc.source)]  # fmt: skip
+    options = [*QC, f"--predictions={predictions}", f"--qc-target={qc.target}",
+               f"--qc-source={qc.source}"]  # fmt: skip
     if limits is not None:
-        options += ["--thresholds", str(limits)]
+        options += [f"--thresholds={limits}"]
     return pytester.runpytest(*options, *args)
 
 
@@ -60,7 +60,7 @@ def test_update_then_compare_passes_with_no_change(pytester, two_models, thresho
     good, _ = two_models
     limits = thresholds_file(REGRESSION_LIMITS)
     baseline = pytester.path / "baseline.json"
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline),
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}",
                     "--update-baseline", "-rs", limits=limits)  # fmt: skip
     result.assert_outcomes(passed=4, skipped=2 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines([f"wrote baseline {baseline}"])
@@ -72,7 +72,7 @@ def test_update_then_compare_passes_with_no_change(pytester, two_models, thresho
     assert document["aggregate"]["pooled"]["tp"] == 40
     assert document["matching"] == {"iou_threshold": 0.5}
 
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline), "-v",
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}", "-v",
                     limits=limits)  # fmt: skip
     assert result.ret == pytest.ExitCode.OK
     result.assert_outcomes(passed=7, skipped=4 + LOSS_CURVE_TESTS)
@@ -94,9 +94,9 @@ def test_weak_model_against_good_baseline_fails_naming_metrics_and_images(
     good, weak = two_models
     limits = thresholds_file(REGRESSION_LIMITS)
     baseline = pytester.path / "baseline.json"
-    run_qc(pytester, good.predictions, good, "--baseline", str(baseline), "--update-baseline",
+    run_qc(pytester, good.predictions, good, f"--baseline={baseline}", "--update-baseline",
            limits=limits)  # fmt: skip
-    result = run_qc(pytester, weak.predictions, good, "--baseline", str(baseline), limits=limits)
+    result = run_qc(pytester, weak.predictions, good, f"--baseline={baseline}", limits=limits)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(passed=4, failed=3, skipped=4 + LOSS_CURVE_TESTS)
     # pooled: tp 34, fn 6 -> recall 0.85, f1 68/74; img01 f1 12/16, img03 f1 16/18
@@ -130,9 +130,9 @@ def test_good_model_against_weak_baseline_passes_as_an_improvement(
     good, weak = two_models
     limits = thresholds_file(REGRESSION_LIMITS)
     baseline = pytester.path / "weak.json"
-    run_qc(pytester, weak.predictions, good, "--baseline", str(baseline), "--update-baseline",
+    run_qc(pytester, weak.predictions, good, f"--baseline={baseline}", "--update-baseline",
            limits=limits)  # fmt: skip
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline), limits=limits)
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}", limits=limits)
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         ["compared 4 QC images with file *weak.json: improved",
@@ -159,9 +159,9 @@ def test_require_significant(pytester, make_qc, thresholds_file, dropped, passes
         "regression:\n  require_significant: true\n  aggregate: {f1: {max_drop: 0.02}}\n"
     )
     baseline = pytester.path / "baseline.json"
-    run_qc(pytester, good.predictions, good, "--baseline", str(baseline), "--update-baseline",
+    run_qc(pytester, good.predictions, good, f"--baseline={baseline}", "--update-baseline",
            limits=limits)  # fmt: skip
-    result = run_qc(pytester, worse.predictions, good, "--baseline", str(baseline), limits=limits)
+    result = run_qc(pytester, worse.predictions, good, f"--baseline={baseline}", limits=limits)
     assert (result.ret == pytest.ExitCode.OK) is passes
     result.stdout.fnmatch_lines([f"*{literal(message)}*"])
 
@@ -170,12 +170,12 @@ def test_different_qc_data_is_a_usage_error_unless_allowed(pytester, make_qc, th
     good = make_qc(4, root=pytester.path / "good")
     limits = thresholds_file(REGRESSION_LIMITS)
     baseline = pytester.path / "baseline.json"
-    run_qc(pytester, good.predictions, good, "--baseline", str(baseline), "--update-baseline",
+    run_qc(pytester, good.predictions, good, f"--baseline={baseline}", "--update-baseline",
            limits=limits)  # fmt: skip
     for folder in (good.source, good.target, good.predictions):
         (folder / "img03.tif").rename(folder / "img09.tif")
     tifffile.imwrite(good.target / "img00.tif", np.zeros((64, 128), np.uint16))
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline), limits=limits)
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}", limits=limits)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -188,7 +188,7 @@ def test_different_qc_data_is_a_usage_error_unless_allowed(pytester, make_qc, th
     )
     assert_no_traceback(result)
 
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline),
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}",
                     "--baseline-allow-different-data", limits=limits)  # fmt: skip
     result.stdout.fnmatch_lines(
         ["compared 2 QC images with file *: no change",
@@ -215,7 +215,7 @@ def test_bad_baseline_files_are_usage_errors(pytester, make_qc, setup, args, mes
     baseline = pytester.path / "baseline.json"
     if setup is not None:
         baseline.write_text(setup)
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline), *args)
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}", *args)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: segqc: {message}"])
     assert_no_traceback(result)
@@ -242,7 +242,7 @@ def test_baseline_not_written_when_an_image_fails(pytester, make_qc):
     good = make_qc(3, root=pytester.path / "good")
     tifffile.imwrite(good.predictions / "img01.tif", np.zeros((8, 8), np.uint16))
     baseline = pytester.path / "baseline.json"
-    result = run_qc(pytester, good.predictions, good, "--baseline", str(baseline),
+    result = run_qc(pytester, good.predictions, good, f"--baseline={baseline}",
                     "--update-baseline")  # fmt: skip
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     # in the segqc section, with the session's other problems, and only there
@@ -295,7 +295,7 @@ def test_statistical_gates_name_the_limit_and_the_worst_images(pytester, make_qc
 def test_baseline_model_runs_in_the_same_session(pytester, make_qc, tiny_model_dir):
     """An untrained model as the released one: the perfect predictions improve on it."""
     good = make_qc(2, root=pytester.path / "good")
-    result = run_qc(pytester, good.predictions, good, "--baseline-model", str(tiny_model_dir),
+    result = run_qc(pytester, good.predictions, good, f"--baseline-model={tiny_model_dir}",
                     "-p", "no:randomly")  # fmt: skip
     result.stdout.fnmatch_lines(
         [f"compared 2 QC images with model {tiny_model_dir} (run in this session): *"]
@@ -353,8 +353,8 @@ def test_baseline_model_goes_through_the_make_predictor_hook(pytester, two_model
     )
     candidate, released = pytester.mkdir("candidate"), pytester.mkdir("released")
     result = pytester.runpytest(
-        *QC, "--model", str(candidate), "--baseline-model", str(released),
-        "--qc-source", str(good.source), "--qc-target", str(good.target), "-v",
+        *QC, f"--model={candidate}", f"--baseline-model={released}",
+        f"--qc-source={good.source}", f"--qc-target={good.target}", "-v",
     )  # fmt: skip
     assert_no_traceback(result)
     assert result.ret == pytest.ExitCode.OK

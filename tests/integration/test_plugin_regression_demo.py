@@ -11,7 +11,7 @@ import pytest
 from tests.helpers import DEMO2D, DEMO2D_WEAK, LOSS_CURVE_TESTS, QC2D
 
 QC = ("--pyargs", "segqc.qc_tests")
-DEMO_ARGS = ("--qc-source", str(QC2D / "source"), "--qc-target", str(QC2D / "target"),
+DEMO_ARGS = (f"--qc-source={QC2D / 'source'}", f"--qc-target={QC2D / 'target'}",
              "--device", "cpu")  # fmt: skip
 LIMITS = """\
 regression:
@@ -23,9 +23,8 @@ regression:
 def test_demo_against_weak_improves_and_weak_against_demo_fails(tensorflow_ready, pytester):
     limits = pytester.path / "limits.yaml"
     limits.write_text(LIMITS)
-    common = (*QC, *DEMO_ARGS, "--thresholds", str(limits))
-    result = pytester.runpytest(*common, "--model", str(DEMO2D), "--baseline-model",
-                                str(DEMO2D_WEAK))  # fmt: skip
+    common = (*QC, *DEMO_ARGS, f"--thresholds={limits}")
+    result = pytester.runpytest(*common, f"--model={DEMO2D}", f"--baseline-model={DEMO2D_WEAK}")
     assert result.ret == pytest.ExitCode.OK
     result.stdout.fnmatch_lines(
         [f"compared 6 QC images with model {DEMO2D_WEAK} (run in this session): improved",
@@ -40,10 +39,10 @@ def test_demo_against_weak_improves_and_weak_against_demo_fails(tensorflow_ready
     assert table["aggregate"]["f1"]["delta_ci_low"] > 0  # a clear, significant improvement
 
     baseline = pytester.path / "demo2d.json"
-    written = pytester.runpytest(*common, "--model", str(DEMO2D), "--baseline", str(baseline),
+    written = pytester.runpytest(*common, f"--model={DEMO2D}", f"--baseline={baseline}",
                                  "--update-baseline")  # fmt: skip
     assert written.ret == pytest.ExitCode.OK and baseline.is_file()
-    result = pytester.runpytest(*common, "--model", str(DEMO2D_WEAK), "--baseline", str(baseline))
+    result = pytester.runpytest(*common, f"--model={DEMO2D_WEAK}", f"--baseline={baseline}")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.assert_outcomes(failed=2, passed=6 + LOSS_CURVE_TESTS, skipped=5)
     result.stdout.fnmatch_lines(

@@ -26,12 +26,9 @@ def test_pytest_html_renders_the_page_without_the_panels(pytester, make_qc):
     qc = make_qc(3, root=pytester.path / "qc")
     result = pytester.runpytest(
         *QC,
-        "--predictions",
-        str(qc.predictions),
-        "--qc-source",
-        str(qc.source),
-        "--qc-target",
-        str(qc.target),
+        f"--predictions={qc.predictions}",
+        f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}",
     )
     assert result.ret == pytest.ExitCode.OK
     counts = json.loads((pytester.path / "page.json").read_text())

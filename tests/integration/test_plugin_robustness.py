@@ -37,8 +37,8 @@ def test_a_model_without_normalisation_fails_under_x2_intensity(pytester, make_q
         "  flip: {axes: [x]}\n"
     )
     result = pytester.runpytest(
-        *QC, "--model", str(pytester.mkdir("model")), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--thresholds", "limits.yaml", "-v",
+        *QC, f"--model={pytester.mkdir('model')}", f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}", "--thresholds", "limits.yaml", "-v",
     )  # fmt: skip
     result.stdout.fnmatch_lines(
         [
@@ -67,7 +67,7 @@ def test_a_model_without_normalisation_fails_under_x2_intensity(pytester, make_q
 def test_robustness_is_skipped_with_predictions(pytester, make_qc):
     qc = make_qc(1, root=pytester.path / "qc")
     result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
         "--robustness", "-rs",
     )  # fmt: skip
     result.stdout.fnmatch_lines(["*robustness needs a model to predict perturbed images*"])
@@ -78,8 +78,8 @@ def test_tiny_model_gets_a_robustness_test_per_perturbation_and_image(
 ):
     qc = make_qc(2, root=pytester.path / "qc")
     result = pytester.runpytest(
-        *QC, "--model", str(tiny_model_dir), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--robustness", "-v", "-k", "robustness",
+        *QC, f"--model={tiny_model_dir}", f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}", "--robustness", "-v", "-k", "robustness",
     )  # fmt: skip
     # --robustness alone: the default plan, 9 perturbations (snr10, peak100, x0.5, x2,
     # +0.1, sigma1, flip-y, flip-x, rot90-k1) for each of the 2 images
@@ -99,8 +99,8 @@ def test_robustness_results_reach_summary_json_under_xdist(pytester, make_qc, wo
         "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
         "  flip: {axes: [x]}\n"
     )
-    args = (*QC, "--model", str(pytester.mkdir("model")), "--qc-source", str(qc.source),
-            "--qc-target", str(qc.target), "--thresholds", "limits.yaml")  # fmt: skip
+    args = (*QC, f"--model={pytester.mkdir('model')}", f"--qc-source={qc.source}",
+            f"--qc-target={qc.target}", "--thresholds", "limits.yaml")  # fmt: skip
     tables = {}
     for workers in ("0", "2"):
         output = f"out-n{workers}"

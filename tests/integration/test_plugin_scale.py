@@ -74,8 +74,8 @@ def calls(pytester: pytest.Pytester) -> list[str]:
 
 def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, fake_model):
     qc = make_qc(3, root=pytester.path / "qc")
-    model = ("--model", str(fake_model), "--qc-source", str(qc.source))
-    args = (*QC, *model, "--qc-target", str(qc.target))
+    model = (f"--model={fake_model}", f"--qc-source={qc.source}")
+    args = (*QC, *model, f"--qc-target={qc.target}")
 
     pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert sorted(calls(pytester)) == ["img00.tif", "img01.tif", "img02.tif"]
@@ -99,12 +99,12 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
 
 def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_model):
     qc = make_qc(2, root=pytester.path / "qc")
-    args = (*QC, "--model", str(fake_model), "--qc-source", str(qc.source),
-            "--qc-target", str(qc.target))  # fmt: skip
+    args = (*QC, f"--model={fake_model}", f"--qc-source={qc.source}",
+            f"--qc-target={qc.target}")  # fmt: skip
     pytester.runpytest(*args)
     limits = pytester.path / "limits.yaml"
     limits.write_text("prediction:\n  prob_thresh: 0.6\n")
-    pytester.runpytest(*args, "--thresholds", str(limits)).assert_outcomes(
+    pytester.runpytest(*args, f"--thresholds={limits}").assert_outcomes(
         passed=2, skipped=2 + OPTIONAL_SKIPPED
     )
     assert len(calls(pytester)) == 4
@@ -113,8 +113,8 @@ def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_mod
 
 def test_cache_folder_from_option_and_ini(pytester, make_qc, fake_model):
     qc = make_qc(1, root=pytester.path / "qc")
-    args = (*QC, "--model", str(fake_model), "--qc-source", str(qc.source),
-            "--qc-target", str(qc.target))  # fmt: skip
+    args = (*QC, f"--model={fake_model}", f"--qc-source={qc.source}",
+            f"--qc-target={qc.target}")  # fmt: skip
     pytester.runpytest(*args, "--qc-cache", "mine")
     assert len(list((pytester.path / "mine").rglob("*.tif"))) == 1
     assert not (pytester.path / "qc-output" / "cache").exists()
@@ -127,8 +127,8 @@ def test_unwritable_cache_folder_is_a_usage_error(pytester, make_qc, fake_model)
     qc = make_qc(1, root=pytester.path / "qc")
     (pytester.path / "blocker").write_text("a file, not a folder")
     result = pytester.runpytest(
-        *QC, "--model", str(fake_model), "--qc-source", str(qc.source),
-        "--qc-target", str(qc.target), "--qc-cache", str(pytester.path / "blocker"),
+        *QC, f"--model={fake_model}", f"--qc-source={qc.source}",
+        f"--qc-target={qc.target}", f"--qc-cache={pytester.path / 'blocker'}",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: segqc: */blocker: cache folder is not writable*"])
@@ -141,8 +141,8 @@ def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
     limits = pytester.path / "limits.yaml"
     limits.write_text("per_image:\n  f1: {min: 0.7}\naggregate:\n  f1: {min: 0.8}\n")
     result = pytester.runpytest(
-        *QC, "-n", "2", "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
-        "--thresholds", str(limits),
+        *QC, "-n", "2", f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
+        f"--thresholds={limits}",
     )  # fmt: skip
     result.assert_outcomes(passed=len(dropped) + 1, skipped=1 + OPTIONAL_SKIPPED)
     result.stdout.fnmatch_lines([f"2 workers [[]{10 + OPTIONAL_SKIPPED} items[]]"])
@@ -171,8 +171,8 @@ def test_xdist_aggregate_at_judges_every_image_even_when_run_alone(pytester, mak
     limits = pytester.path / "limits.yaml"
     limits.write_text("aggregate_at:\n  0.7: {recall: {min: 0.85, max: 0.9}}\n")
     result = pytester.runpytest(
-        *QC, "-n", "1", "-k", "aggregate_at", "--predictions", str(qc.predictions),
-        "--qc-target", str(qc.target), "--thresholds", str(limits),
+        *QC, "-n", "1", "-k", "aggregate_at", f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}", f"--thresholds={limits}",
     )  # fmt: skip
     result.assert_outcomes(passed=1)
 
@@ -182,9 +182,14 @@ def test_xdist_runs_whole_set_tests_after_the_per_image_tests(pytester, make_qc,
     limits = pytester.path / "limits.yaml"
     limits.write_text("aggregate_at:\n  0.7: {recall: {min: 0.5}}\n")
     result = pytester.runpytest(
-        *QC, "-n", "1", "-v", "--predictions", str(qc.predictions), "--qc-target",
-        str(qc.target), "--thresholds", str(limits),
-    )  # fmt: skip
+        *QC,
+        "-n",
+        "1",
+        "-v",
+        f"--predictions={qc.predictions}",
+        f"--qc-target={qc.target}",
+        f"--thresholds={limits}",
+    )
     ran = [line.split("::")[-1].strip() for line in result.outlines if "[gw0]" in line]
     per_image = [i for i, name in enumerate(ran) if name.startswith("test_image[")]
     whole_set = [
@@ -199,8 +204,8 @@ def test_xdist_runs_whole_set_tests_after_the_per_image_tests(pytester, make_qc,
 
 def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model, worker_path):
     qc = make_qc(4, root=pytester.path / "qc")
-    args = (*QC, "-n", "2", "--model", str(fake_model), "--qc-source", str(qc.source),
-            "--qc-target", str(qc.target))  # fmt: skip
+    args = (*QC, "-n", "2", f"--model={fake_model}", f"--qc-source={qc.source}",
+            f"--qc-target={qc.target}")  # fmt: skip
     pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
     assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
     # only the workers load the model: the device they predicted on reaches the controller
@@ -260,8 +265,8 @@ def test_findings_cross_execnets_own_serialiser_unchanged(make_qc):
 def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester):
     from tests.helpers import DEMO2D, QC2D
 
-    args = (*QC, "--model", str(DEMO2D), "--qc-source", str(QC2D / "source"),
-            "--qc-target", str(QC2D / "target"), "--device", "cpu")  # fmt: skip
+    args = (*QC, f"--model={DEMO2D}", f"--qc-source={QC2D / 'source'}",
+            f"--qc-target={QC2D / 'target'}", "--device", "cpu")  # fmt: skip
     pytester.runpytest(*args)
     first = summary(pytester)
     assert first["images"] and not any(i["cached"] for i in first["images"])
@@ -282,8 +287,8 @@ def test_xdist_baseline_model_comparison_reaches_summary_json(
     released.mkdir()
     for path in fake_model.iterdir():
         (released / path.name).write_bytes(path.read_bytes())
-    args = (*QC, "--model", str(fake_model), "--baseline-model", str(released),
-            "--qc-source", str(qc.source), "--qc-target", str(qc.target))  # fmt: skip
+    args = (*QC, f"--model={fake_model}", f"--baseline-model={released}",
+            f"--qc-source={qc.source}", f"--qc-target={qc.target}")  # fmt: skip
     tables = {}
     for workers in ("0", "2"):
         result = pytester.runpytest(*args, "-n", workers, "--qc-output", f"out-n{workers}")

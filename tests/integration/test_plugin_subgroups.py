@@ -36,8 +36,8 @@ def test_size_bins_and_groups_fail_where_the_average_passes(pytester):
     write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
     (pytester.path / "limits.yaml").write_text(LIMITS + "aggregate:\n  f1: {min: 0.8}\n")
     result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
-        "--qc-source", str(root / "source"), "--qc-groups", "subfolders",
+        *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
+        f"--qc-source={root / 'source'}", "--qc-groups", "subfolders",
         "--thresholds", "limits.yaml", "-v",
     )  # fmt: skip
     result.stdout.fnmatch_lines(
@@ -86,7 +86,7 @@ def test_groups_from_a_csv_file(pytester):
     (pytester.path / "groups.csv").write_text("image,group\na1.tif,bright\nb1.tif,dim\n")
     (pytester.path / "limits.yaml").write_text(LIMITS)
     result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
+        *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
         "--qc-groups", "groups.csv", "--thresholds", "limits.yaml", "-v",
     )  # fmt: skip
     result.stdout.fnmatch_lines(
@@ -100,7 +100,7 @@ def test_bad_groups_file_is_a_usage_error(pytester):
     write_set(root, "b1.tif", squares(), squares())
     (pytester.path / "groups.csv").write_text("image,group\na1.tif,x\nzz.tif,y\n")
     result = pytester.runpytest(
-        *QC, "--predictions", str(root / "predictions"), "--qc-target", str(root / "target"),
+        *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
         "--qc-groups", "groups.csv",
     )  # fmt: skip
     assert result.ret == pytest.ExitCode.USAGE_ERROR
@@ -112,9 +112,7 @@ def test_bad_groups_file_is_a_usage_error(pytester):
 
 def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     qc = make_qc(2, root=pytester.path / "qc")
-    result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target)
-    )
+    result = pytester.runpytest(*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}")
     # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group
     result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
 
@@ -126,8 +124,8 @@ def test_size_bins_and_groups_are_complete_under_xdist(pytester):
     write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
     (pytester.path / "limits.yaml").write_text(LIMITS)
     result = pytester.runpytest_subprocess(
-        *QC, "-n", "2", "--predictions", str(root / "predictions"),
-        "--qc-target", str(root / "target"), "--qc-groups", "subfolders",
+        *QC, "-n", "2", f"--predictions={root / 'predictions'}",
+        f"--qc-target={root / 'target'}", "--qc-groups", "subfolders",
         "--thresholds", "limits.yaml", "-p", "no:html",
     )  # fmt: skip
     # skipped: aggregate and image_mean (no limits), the empty medium bin, optional checks

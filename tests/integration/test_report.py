@@ -79,8 +79,8 @@ class Tree(HTMLParser):
 
 def run_report(pytester, make_qc, thresholds_file, *args, limits=STRICT, **kwargs):
     qc = make_qc(3, dropped=(0, 4, 0), root=pytester.path / "qc")
-    options = ["--predictions", str(qc.predictions), "--qc-source", str(qc.source)]
-    options += ["--qc-target", str(qc.target), "--thresholds", str(thresholds_file(limits))]
+    options = [f"--predictions={qc.predictions}", f"--qc-source={qc.source}"]
+    options += [f"--qc-target={qc.target}", f"--thresholds={thresholds_file(limits)}"]
     return qc, pytester.runpytest(*QC, *options, *args, **kwargs)
 
 
@@ -297,18 +297,16 @@ def test_regression_and_leakage_sections_show_what_changed_and_what_leaked(
     # its f1 goes 1 -> 2*6/(2*6+4) = 0.75, a drop of 0.25.
     limits = thresholds_file("regression:\n  per_image:\n    f1: {max_drop: 0.1}\n")
     qc = make_qc(3, root=pytester.path / "qc")
-    common = ["--predictions", str(qc.predictions), "--qc-source", str(qc.source)]
-    common += ["--qc-target", str(qc.target), "--thresholds", str(limits)]
+    common = [f"--predictions={qc.predictions}", f"--qc-source={qc.source}"]
+    common += [f"--qc-target={qc.target}", f"--thresholds={limits}"]
     baseline = pytester.path / "baseline.json"
-    assert (
-        pytester.runpytest(*QC, *common, "--baseline", str(baseline), "--update-baseline").ret == 0
-    )
+    assert pytester.runpytest(*QC, *common, f"--baseline={baseline}", "--update-baseline").ret == 0
     make_qc(3, dropped=(0, 4, 0), root=pytester.path / "qc")
     training = pytester.path / "training"
     training.mkdir()
     (training / "copy_of_img02.tif").write_bytes((qc.source / "img02.tif").read_bytes())
     result = pytester.runpytest(
-        *QC, *common, "--baseline", str(baseline), "--training-data", str(training)
+        *QC, *common, f"--baseline={baseline}", f"--training-data={training}"
     )
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     tree = Tree((pytester.path / "qc-output" / "report.html").read_text()).root
@@ -357,7 +355,7 @@ def test_image_groups_are_shown_in_the_subgroups_table(pytester, make_qc, thresh
     so group 'b' = img01 + img02 has recall 16/20 = 0.8 by hand)."""
     groups = pytester.path / "groups.csv"
     groups.write_text("image,group\nimg00.tif,a\nimg01.tif,b\nimg02.tif,b\n")
-    run_report(pytester, make_qc, thresholds_file, "--qc-groups", str(groups))
+    run_report(pytester, make_qc, thresholds_file, f"--qc-groups={groups}")
     html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
     tree = Tree(html).root
     assert not tree.find_all(data_field="report_error"), "the QC sections failed to render"

@@ -28,8 +28,8 @@ def test_loss_curve_warning_is_counted_in_the_headline(pytester, make_qc):
     limits = pytester.path / "limits.yaml"
     limits.write_text("per_image:\n  f1: {min: 0.7}\n", encoding="utf-8")
     result = pytester.runpytest(
-        *QC, "--predictions", str(qc.predictions), "--qc-target", str(qc.target),
-        "--thresholds", str(limits), "--training-log", str(history),
+        *QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}",
+        f"--thresholds={limits}", f"--training-log={history}",
     )  # fmt: skip
     # The 5 loss tests ran (converged passes with a warning) beside the 2 image tests;
     # regression skips (no baseline), test_aggregate and test_image_mean skip (no limits).
