@@ -411,12 +411,12 @@ class QcSession:
         reason = self.panel_plan.reason(measured.pair.name, status)
         if reason is None:
             return
-        from segqc.data.images import read_tiff
+        from segqc.data.axes import read_source_image
         from segqc.report.panels import draw_visual, visual_document
 
         source = measured.source
-        if source is None and measured.pair.source is not None:
-            source = read_tiff(measured.pair.source)
+        if source is None and measured.pair.source is not None:  # --predictions with a source
+            source = read_source_image(measured.pair.source, spatial_shape=measured.target.shape)
         visual = draw_visual(
             measured.target,
             measured.predicted,
