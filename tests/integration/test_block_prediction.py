@@ -143,6 +143,9 @@ def test_model_run_records_the_block_layout_in_summary_json(tensorflow_ready, py
         )  # fmt: skip
         assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-3000:]
         summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
+        assert summary["predictor"]["blocks"] == {
+            "block_above": 256, "block_size": 256, "block_min_overlap": 32,
+        }  # fmt: skip
         return {image["name"]: image for image in summary["images"]}
 
     images = run()

@@ -2,7 +2,8 @@
 
 An entry is keyed by everything that shapes a prediction: the weights file's SHA-256
 (and config.json's), the source image's content, the prediction parameters
-(prob/nms thresholds, the ``n_tiles`` policy, the normalisation) and the versions of
+(prob/nms thresholds, the ``n_tiles`` policy, the block-wise policy for large images,
+the normalisation) and the versions of
 stardist, csbdeep, TensorFlow and segqc. Change any of them and the image is predicted
 again. Entries are TIFFs written atomically; one that cannot be read, is truncated, has
 the wrong shape, another key or labels that do not hash to what was stored is ignored
@@ -42,6 +43,12 @@ CACHE_FORMAT = 1
 
 # How StarDistPredictor predicts; part of the key so changing the policy re-predicts.
 N_TILES_POLICY = "auto: stardist _guess_n_tiles, untiled when it gives all ones"
+# With the thresholds.yaml block settings (BlockPolicy.record): changing either re-predicts,
+# small images included (the key does not depend on the image's size).
+BLOCKS_METHOD = (
+    "stardist predict_instances_big when an axis > block_above; context = receptive field, "
+    "min_overlap default max(128, context), rounded up to div_by; n_tiles per block"
+)
 NORMALISATION = "csbdeep.utils.normalize(img, 1, 99.8, per channel), float32"
 
 
@@ -91,6 +98,7 @@ def stardist_cache_settings(predictor: StarDistPredictor) -> dict[str, Any]:
         "prob_thresh": predictor.parameters.prob_thresh,
         "nms_thresh": predictor.parameters.nms_thresh,
         "n_tiles": N_TILES_POLICY,
+        "blocks": {**predictor.parameters.blocks.record(), "method": BLOCKS_METHOD},
         "normalisation": NORMALISATION,
         "versions": {
             "segqc": __version__,
@@ -166,10 +174,12 @@ class PredictionCache:
         ):
             return None
         n_tiles = header.get("n_tiles")
+        blocks = header.get("blocks")
         return PredictionResult(
             labels=labels,
             n_tiles=tuple(int(n) for n in n_tiles) if n_tiles is not None else None,
             cached=True,
+            blocks=blocks if isinstance(blocks, dict) else None,
         )
 
     def store(self, key: str, result: PredictionResult) -> Path:
@@ -189,6 +199,7 @@ class PredictionCache:
             "segqc_cache": CACHE_FORMAT,
             "key": key,
             "n_tiles": list(result.n_tiles) if result.n_tiles is not None else None,
+            "blocks": dict(result.blocks) if result.blocks is not None else None,
             "labels_sha256": array_sha256(labels),
         }
         buffer = io.BytesIO()

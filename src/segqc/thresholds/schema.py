@@ -101,10 +101,42 @@ class MatchingSettings(_Strict):
 
 
 class PredictionSettings(_Strict):
-    """StarDist post-processing thresholds; ``None`` keeps the model's thresholds.json."""
+    """StarDist post-processing thresholds and the block-wise prediction of large images.
+
+    ``prob_thresh``/``nms_thresh``: ``None`` keeps the model's thresholds.json.
+
+    An image with a spatial axis longer than ``block_above`` pixels is predicted in
+    blocks of ``block_size`` pixels per side with StarDist's ``predict_instances_big``
+    (``block_above`` 0 or ``None``: never; ``block_size`` ``None``: 2048, or
+    ``block_above`` if smaller). Neighbouring blocks overlap by at least
+    ``block_min_overlap`` pixels, which must exceed the largest object's size
+    (``None``: the larger of 128 and the model's receptive field). See
+    :mod:`segqc.predict.stardist`.
+    """
 
     prob_thresh: float | None = Field(default=None, ge=0.0, le=1.0)
     nms_thresh: float | None = Field(default=None, ge=0.0, le=1.0)
+    block_above: int | None = Field(default=4096, ge=0)
+    block_size: int | None = Field(default=None, ge=16)
+    block_min_overlap: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _blocks_fit(self) -> PredictionSettings:
+        if self.block_size is None:
+            return self
+        if self.block_above and self.block_size > self.block_above:
+            raise ValueError(
+                f"block_size ({self.block_size}) is larger than block_above "
+                f"({self.block_above}): an image just above block_above would be one block; "
+                "set block_size <= block_above"
+            )
+        if self.block_min_overlap is not None and self.block_min_overlap >= self.block_size:
+            raise ValueError(
+                f"block_min_overlap ({self.block_min_overlap}) must be smaller than "
+                f"block_size ({self.block_size}), with room for the model's context on "
+                "both sides of a block"
+            )
+        return self
 
 
 # --- robustness, leakage and subgroup checks (segqc.checks.robustness, .leakage, .subgroups) ---
