@@ -10,11 +10,6 @@ import numpy as np
 import pytest
 from stardist.matching import matching_dataset
 
-from segqc.metrics.catalogue import METRIC_KEYS
-from segqc.metrics.community import AjiCounts, DsbCounts, SegCounts
-from segqc.metrics.matching import MatchingStats
-from segqc.metrics.pixel import ForegroundOverlap
-from segqc.metrics.scores import QcScores, measure, pool
 from segqc.checks.statistics.bootstrap import (
     Interval,
     bootstrap_intervals,
@@ -25,6 +20,11 @@ from segqc.checks.statistics.bootstrap import (
     resample_weights,
     worst_images,
 )
+from segqc.metrics.catalogue import METRIC_KEYS
+from segqc.metrics.community import AjiCounts, DsbCounts, SegCounts
+from segqc.metrics.matching import MatchingStats
+from segqc.metrics.pixel import ForegroundOverlap
+from segqc.metrics.scores import QcScores, measure, pool
 
 
 def scores_from_counts(tp: int, fp: int, fn: int, iou: float = 0.8) -> QcScores:
