@@ -39,9 +39,7 @@ def thresholds_file(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[
     (see segqc.invocation).
     """
     folder = (
-        request.getfixturevalue("pytester").path
-        if "pytester" in request.fixturenames
-        else tmp_path
+        request.getfixturevalue("pytester").path if "pytester" in request.fixturenames else tmp_path
     )
 
     def write(text: str, name: str = "limits.yaml") -> Path:

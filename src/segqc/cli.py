@@ -26,9 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # This command imported segqc before pytest starts, so pytest cannot rewrite the
     # asserts of segqc's own modules (its tests, the QC suite, are rewritten as usual).
     quiet = "ignore:Module already imported so cannot be rewritten; segqc"
-    return int(
-        pytest.main(["-W", quiet, "--pyargs", "segqc.qc_tests", *joined_path_options(args)])
-    )
+    return int(pytest.main(["-W", quiet, "--pyargs", "segqc.qc_tests", *joined_path_options(args)]))
 
 
 if __name__ == "__main__":  # python -m segqc.cli
