@@ -103,3 +103,18 @@ def test_yaml_error_points_at_line_and_column(thresholds_file):
 def test_missing_explicit_file(tmp_path):
     with pytest.raises(ThresholdsError, match="file not found"):
         load_thresholds(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("metric", ["seg", "aji", "dsb_score", "sq", "rq"])
+def test_aggregate_at_refuses_metrics_measured_only_at_the_matching_threshold(
+    thresholds_file, metric
+):
+    """The accuracy curve computes the matching metrics at other thresholds; a limit on
+    a community metric there could only ever fail (as NaN)."""
+    path = thresholds_file(f"aggregate_at:\n  0.7:\n    {metric}: {{min: 0.5}}\n")
+    with pytest.raises(
+        ThresholdsError,
+        match=rf"aggregate_at: 0\.7\.{metric}: {metric} is measured at matching\.iou_threshold "
+        r"only; limit it under 'aggregate'",
+    ):
+        load_thresholds(path)

@@ -8,7 +8,7 @@ and judges the ``aggregate_at`` limits of thresholds.yaml::
 
     aggregate_at:
       0.7: {f1: {min: 0.6}}
-      0.9: {tp: {min: 10}, level: warn}
+      0.9: {tp: {min: 10, level: warn}}
 
 The result goes to the report (figure and table), to ``summary.json``
 (``accuracy_vs_iou``) and to the ``test_aggregate_at`` QC test.

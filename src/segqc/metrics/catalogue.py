@@ -26,7 +26,7 @@ class MetricSpec:
     kind : {"ratio", "count"}
         Ratios lie in [0, 1] (higher is better); counts are non-negative integers.
     description : str
-        One line shown in the report and the README.
+        One line shown in the report and in docs/metrics.md.
     direction : {"higher", "lower"} or None
         Set only where :attr:`better` cannot be told from ``kind``.
     """

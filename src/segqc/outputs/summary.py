@@ -1,6 +1,6 @@
 """Build ``summary.json``: everything a CI job or a reviewer needs about one QC run.
 
-Schema (``schema_version`` 1) — documented in the README, section "Outputs":
+Schema (``schema_version`` 1) — documented in docs/outputs.md:
 
 * ``status``: ``passed`` | ``failed`` | ``interrupted``; ``complete``: every image evaluated
 * ``segqc_version``, ``created`` (UTC, ISO 8601), ``versions`` (package versions)

@@ -321,6 +321,16 @@ class SubgroupSettings(_Strict):
     image_groups: ImageGroupSettings = ImageGroupSettings()
 
 
+#: The metrics of the accuracy curve (segqc.checks.accuracy), which aggregate_at may limit.
+_MATCHING_KEYS = (
+    "fp", "tp", "fn", "precision", "recall", "accuracy", "f1", "n_true", "n_pred",
+    "mean_true_score", "mean_matched_score", "panoptic_quality",
+)  # fmt: skip
+_NOT_AT_OTHER_THRESHOLDS = tuple(
+    spec.key for spec in METRICS if spec.key not in _MATCHING_KEYS and spec.key != "pixel_iou"
+)
+
+
 class Thresholds(_Strict):
     """The whole of thresholds.yaml."""
 
@@ -340,12 +350,21 @@ class Thresholds(_Strict):
 
     @field_validator("aggregate_at")
     @classmethod
-    def _no_pixel_iou_at(cls, value: dict[float, Any]) -> dict[float, Any]:
+    def _only_matching_metrics_at(cls, value: dict[float, Any]) -> dict[float, Any]:
+        """Refuse metrics the accuracy curve does not compute at other IoU thresholds."""
         for threshold, section in value.items():
             if section.pixel_iou is not None:
                 raise ValueError(
                     f"{threshold}.pixel_iou: pixel_iou does not depend on the IoU threshold; "
                     "limit it under 'aggregate'"
+                )
+            others = [key for key in _NOT_AT_OTHER_THRESHOLDS if getattr(section, key) is not None]
+            if others:
+                raise ValueError(
+                    f"{threshold}.{others[0]}: {', '.join(others)} "
+                    f"{'is' if len(others) == 1 else 'are'} measured at matching.iou_threshold "
+                    "only; limit it under 'aggregate'. At other thresholds: "
+                    f"{', '.join(_MATCHING_KEYS)}"
                 )
         return value
 

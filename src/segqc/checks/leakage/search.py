@@ -4,7 +4,7 @@ A QC image the model was trained on makes its metrics overstate how well the mod
 on new data. :func:`find_leaks` compares every QC source image with every training image
 and reports the pairs that show the same field of view.
 
-Method (documented in the README, "Robustness, leakage and subgroups"):
+Method (documented in docs/checks.md, "Leakage"):
 
 1. **Signature image.** Each image is reduced to 2D (channels averaged, a Z stack
    max-projected), smoothed (Gaussian, sigma = 0.75 downsample) and block-averaged by
