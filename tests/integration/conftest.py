@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import io
 import json
 import os
+import pkgutil
 from pathlib import Path
 
 # Imported here, before any pytester snapshot of sys.modules: in-process pytester runs
@@ -19,9 +21,9 @@ import numba
 import numpy as np
 import numpy.fft
 import pytest
-import scipy.fft  # noqa: F401
+import scipy.fft
 import skimage.segmentation
-import skimage.transform  # noqa: F401
+import skimage.transform
 
 from tests.helpers import checkout_pythonpath
 
@@ -73,9 +75,19 @@ def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHONPATH", checkout_pythonpath())
 
 
-# segqc's own modules, imported once here rather than again in every in-process pytester
-# run (which drops what a run imported): the runs then take a fraction of the time.
-import segqc.gate  # noqa: E402
-import segqc.report.plugin  # noqa: E402
-import segqc.report.render  # noqa: E402
-import segqc.xdist  # noqa: E402, F401
+# What a QC run imports, imported once here rather than again in every in-process pytester
+# run (pytester drops the modules a run imported): segqc's own modules, the libraries it
+# loads lazily, and hypothesis, whose pytest plugin imports it at each run's end.
+import hypothesis  # noqa: E402, F401
+import jinja2  # noqa: E402, F401
+import PIL.Image  # noqa: E402, F401
+import scipy.ndimage  # noqa: E402
+import scipy.sparse.csgraph  # noqa: E402, F401
+import skimage.measure  # noqa: E402, F401
+
+import segqc  # noqa: E402
+
+for _module in pkgutil.walk_packages(segqc.__path__, "segqc."):
+    # not the QC suite: pytest imports its test modules itself, to rewrite their asserts
+    if not _module.name.startswith("segqc.qc_tests"):
+        importlib.import_module(_module.name)

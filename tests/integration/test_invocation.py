@@ -38,7 +38,7 @@ def thresholds_used(folder: Path) -> str:
 def test_space_form_that_would_move_the_rootdir_stops_and_says_how(pytester, project):
     root, data = project
     result = pytester.runpytest(
-        *QC, f"--predictions={data.predictions}", f"--qc-target={data.target}"
+        *QC, "--predictions", str(data.predictions), "--qc-target", str(data.target)
     )
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
