@@ -105,7 +105,10 @@ def test_report_has_header_one_row_and_one_visual_per_image(pytester, make_qc, t
         img.attrs["src"] for img in tree.find_all("img") if img.attrs["src"]
     ]  # "": a template
     assert sources and all(
-        src.startswith(("data:image/png;base64,", "data:image/jpeg;base64,")) for src in sources
+        src.startswith(
+            ("data:image/png;base64,", "data:image/jpeg;base64,", "data:image/svg+xml;base64,")
+        )
+        for src in sources
     )
 
     [banner] = tree.find_all(data_field="status")

@@ -156,11 +156,6 @@ def _visual_of(
     )
 
 
-def _accuracy_png(record: Mapping[str, Any], *, matching_threshold: float) -> str:
-    """The accuracy-vs-IoU figure."""
-    return accuracy_figure(record, matching_threshold=matching_threshold)
-
-
 def _colour(rgb: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
@@ -229,8 +224,8 @@ def render_report(
             accuracy=record,
             accuracy_rows=accuracy_rows(summary),
             accuracy_metrics=(*CURVE_METRICS, "tp", "fp", "fn"),
-            accuracy_png=(
-                _accuracy_png(record, matching_threshold=matching_threshold) if record else None
+            accuracy_figure=(
+                accuracy_figure(record, matching_threshold=matching_threshold) if record else None
             ),
             visuals=_visuals(rows, panels, deferred, pictures, report_dir),
             visual_names=_visual_names(rows, panels),
