@@ -69,6 +69,18 @@ def tensorflow_ready(tiny_model_dir: Path) -> None:
     """
 
 
+@pytest.fixture(autouse=True)
+def runs_without_hypothesis_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """QC runs under test, and their xdist workers, skip hypothesis's pytest plugin.
+
+    It has nothing to do with a QC run, yet it imports hypothesis at every run's end;
+    without bytecode caching (PYTHONDONTWRITEBYTECODE) that means assertion-rewriting
+    about 80 modules again in every subprocess and worker, some two seconds each.
+    """
+    addopts = os.environ.get("PYTEST_ADDOPTS", "")
+    monkeypatch.setenv("PYTEST_ADDOPTS", f"{addopts} -p no:hypothesispytest".strip())
+
+
 @pytest.fixture
 def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
     """xdist workers and subprocesses are new processes: make them import this checkout."""

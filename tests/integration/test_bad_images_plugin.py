@@ -183,12 +183,16 @@ def fromarray(obj, *args, **kwargs):
         raise RuntimeError("the drawing library failed")
     return _fromarray(obj, *args, **kwargs)
 
-PIL.Image.fromarray = fromarray
+def pytest_configure(config):
+    PIL.Image.fromarray = fromarray
+
+def pytest_unconfigure(config):  # the run is in-process: PIL is shared with later tests
+    PIL.Image.fromarray = _fromarray
 """
 
 
 def test_a_failure_while_drawing_the_report_fails_only_that_image(
-    pytester: pytest.Pytester, make_qc, worker_path: None
+    pytester: pytest.Pytester, make_qc
 ) -> None:
     qc = make_qc(3, root=pytester.path / "qc")
     labels = disks((64, 96), 8)
@@ -196,7 +200,7 @@ def test_a_failure_while_drawing_the_report_fails_only_that_image(
     write(qc.predictions / BAD, labels)
     write(qc.source / BAD, image_from(labels))
     pytester.makeconftest(BROKEN_DRAWING_CONFTEST)
-    result = run_qc(pytester, qc, source=True, subprocess=True)
+    result = run_qc(pytester, qc, source=True)
     assert_only_bad_image_failed(
         result, pytester, f"{BAD}: store or draw failed (RuntimeError: the drawing library failed)"
     )

@@ -33,6 +33,11 @@ from tests.helpers import QcFolders, disks, image_from
 QC = ("--pyargs", "segqc.qc_tests")
 NO_LIMITS = "matching:\n  iou_threshold: 0.5\n"
 
+# Faults are injected by a conftest in the pytester project. The runs are in-process (as
+# fast as pytester gets), so each fault is undone when its run ends: the modules it
+# patches are shared with the tests that follow.
+UNDO = "def pytest_unconfigure(config):\n    {module}.{name} = {saved}\n"
+
 
 @dataclass
 class Scenario:
@@ -44,7 +49,6 @@ class Scenario:
     args: list[str] = field(default_factory=list)
     thresholds_text: str | None = NO_LIMITS
     use_source: bool = True
-    subprocess: bool = False
 
     def command_line(self) -> list[str]:
         # The '=' form: the model folder lies outside the project, as in a user's CI.
@@ -115,7 +119,6 @@ def unreadable_file(s: Scenario) -> None:
         path.chmod(0)
         return
     # root reads everything: make tifffile meet the same PermissionError instead
-    s.subprocess = True
     (s.root / "conftest.py").write_text(
         "import tifffile\n"
         "_imread = tifffile.imread\n"
@@ -123,7 +126,9 @@ def unreadable_file(s: Scenario) -> None:
         "    if str(path).endswith('target/img01.tif'):\n"
         "        raise PermissionError(13, 'Permission denied', str(path))\n"
         "    return _imread(path, *a, **k)\n"
-        "tifffile.imread = imread\n"
+        "def pytest_configure(config):\n"
+        "    tifffile.imread = imread\n"
+        + UNDO.format(module="tifffile", name="imread", saved="_imread")
     )
 
 
@@ -270,18 +275,17 @@ def output_has_foreign_files(s: Scenario) -> None:
 
 
 def disk_full(s: Scenario) -> None:
-    s.subprocess = True
     (s.root / "conftest.py").write_text(
         "import errno, os\n"
+        "_fsync = os.fsync\n"
+        "def full(fd):\n"
+        "    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
         "def pytest_sessionstart(session):\n"
-        "    def full(fd):\n"
-        "        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))\n"
-        "    os.fsync = full\n"
+        "    os.fsync = full\n" + UNDO.format(module="os", name="fsync", saved="_fsync")
     )
 
 
 def interrupted(s: Scenario) -> None:
-    s.subprocess = True
     (s.root / "conftest.py").write_text(
         "import segqc.predict.folder as p\n"
         "_predict = p.PredictionsFolder.predict\n"
@@ -289,7 +293,9 @@ def interrupted(s: Scenario) -> None:
         "    if pair.name == 'img01.tif':\n"
         "        raise KeyboardInterrupt\n"
         "    return _predict(self, pair, image)\n"
-        "p.PredictionsFolder.predict = predict\n"
+        "def pytest_configure(config):\n"
+        "    p.PredictionsFolder.predict = predict\n"
+        + UNDO.format(module="p.PredictionsFolder", name="predict", saved="_predict")
     )
 
 
@@ -367,8 +373,8 @@ def test_bad_input_with_model(
 
 def check_row(row: Row, scenario: Scenario, pytester: pytest.Pytester) -> None:
     row.setup(scenario)
-    run = pytester.runpytest_subprocess if scenario.subprocess else pytester.runpytest
-    result = run(*scenario.command_line(), "-rfE")
+    # no_reraise_ctrlc: the interrupted row's KeyboardInterrupt ends its run, not this one
+    result = pytester.runpytest(*scenario.command_line(), "-rfE", no_reraise_ctrlc=True)
     output = result.stdout.str() + "\n" + result.stderr.str()
 
     assert result.ret == row.exit_code, output
@@ -398,7 +404,7 @@ def _output_dir(scenario: Scenario) -> Path:
 def test_interrupted_run_writes_a_summary_that_says_it_is_partial(pytester, make_qc):
     scenario = Scenario(root=pytester.path, qc=make_qc(3, root=pytester.path / "qc"))
     interrupted(scenario)
-    result = pytester.runpytest_subprocess(*scenario.command_line())
+    result = pytester.runpytest(*scenario.command_line(), no_reraise_ctrlc=True)
     assert result.ret == pytest.ExitCode.INTERRUPTED
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert summary["status"] == "interrupted"
@@ -409,7 +415,7 @@ def test_interrupted_run_writes_a_summary_that_says_it_is_partial(pytester, make
 def test_disk_full_leaves_no_temporary_files(pytester, make_qc):
     scenario = Scenario(root=pytester.path, qc=make_qc(2, root=pytester.path / "qc"))
     disk_full(scenario)
-    result = pytester.runpytest_subprocess(*scenario.command_line())
+    result = pytester.runpytest(*scenario.command_line())
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     leftovers = {p.name for p in (pytester.path / "qc-output").iterdir()}
     assert not {"metrics.csv", "summary.json"} & leftovers

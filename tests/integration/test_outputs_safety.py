@@ -178,7 +178,9 @@ def test_an_output_folder_inside_an_input_folder_is_refused(pytester, role):
     assert not inside.exists()
 
 
-def test_image_tests_that_passed_without_their_results_reaching_the_outputs_fail(pytester):
+def test_image_tests_that_passed_without_their_results_reaching_the_outputs_fail(
+    pytester, worker_path
+):
     """Whatever loses them (here a plugin that drops what workers send), passed image
     tests with no outcome in metrics.csv are an error, never a green gate."""
     pytester.makeconftest(
@@ -190,11 +192,10 @@ def test_image_tests_that_passed_without_their_results_reaching_the_outputs_fail
         "            delattr(report, name)\n"
     )
     qc = write_qc(pytester.path / "qc", 3)
-    run = run_in_background(
-        pytester.path, *QC, "-n", "2", f"--predictions={qc.predictions}",
-        f"--qc-target={qc.target}",
-    )  # fmt: skip
-    output, _ = run.communicate(timeout=300)
-    assert run.returncode == pytest.ExitCode.TESTS_FAILED, output
+    result = pytester.runpytest(
+        *QC, "-n", "2", f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
+    )
+    output = result.stdout.str() + result.stderr.str()
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, output
     assert "3 image test(s) passed but their results never reached" in output
     assert "0 of 3 QC images reached the outputs" in output

@@ -202,22 +202,6 @@ def test_xdist_runs_whole_set_tests_after_the_per_image_tests(pytester, make_qc,
     assert max(per_image) < min(whole_set)
 
 
-def test_xdist_in_model_mode_reports_cached_flags(pytester, make_qc, fake_model, worker_path):
-    qc = make_qc(4, root=pytester.path / "qc")
-    args = (*QC, "-n", "2", f"--model={fake_model}", f"--qc-source={qc.source}",
-            f"--qc-target={qc.target}")  # fmt: skip
-    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
-    assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
-    # only the workers load the model: the device they predicted on reaches the controller
-    assert summary(pytester)["predictor"]["device"] == "CPU (fake)"
-    html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
-    assert "CPU (fake)" in html
-    pytester.runpytest(*args).assert_outcomes(passed=6, skipped=OPTIONAL_SKIPPED)
-    document = summary(pytester)
-    assert [i["cached"] for i in document["images"]] == [True] * 4
-    assert document["complete"] is True
-
-
 def _pairs(qc) -> tuple[QcPair, ...]:
     return tuple(QcPair(p.name, None, p) for p in sorted(qc.target.iterdir()) if p.suffix == ".tif")
 
@@ -277,11 +261,12 @@ def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester
     assert [i["n_tiles"] for i in second["images"]] == [i["n_tiles"] for i in first["images"]]
 
 
-def test_xdist_baseline_model_comparison_reaches_summary_json(
+def test_xdist_model_mode_with_a_baseline_matches_a_run_without_xdist(
     pytester, make_qc, fake_model, worker_path
 ):
-    """With --baseline-model the workers evaluate the released model too; they hand its
-    outcomes to the controller, whose summary.json compares as a run without xdist."""
+    """With -n the workers load the models: the device they predicted on, the outcomes
+    of the released model (--baseline-model) and the cached flags of a second run all
+    reach the controller, whose summary.json equals that of a run without xdist."""
     qc = make_qc(4, dropped=(0, 3, 0, 0), root=pytester.path / "qc")
     released = pytester.path / "released"
     released.mkdir()
@@ -289,12 +274,20 @@ def test_xdist_baseline_model_comparison_reaches_summary_json(
         (released / path.name).write_bytes(path.read_bytes())
     args = (*QC, f"--model={fake_model}", f"--baseline-model={released}",
             f"--qc-source={qc.source}", f"--qc-target={qc.target}")  # fmt: skip
-    tables = {}
-    for workers in ("0", "2"):
-        result = pytester.runpytest(*args, "-n", workers, "--qc-output", f"out-n{workers}")
-        assert result.ret == pytest.ExitCode.OK
-        document = json.loads((pytester.path / f"out-n{workers}" / "summary.json").read_text())
-        tables[workers] = document["regression"]
-    assert tables["2"] is not None
-    assert tables["2"] == tables["0"]
-    assert tables["2"]["aggregate"]["tp"]["old"] == 40  # the released model found all 40
+
+    assert pytester.runpytest(*args, "-n", "2", "--qc-output", "out-n2").ret == 0
+    assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(4)]
+    first = summary(pytester, "out-n2")
+    assert first["predictor"]["device"] == "CPU (fake)"
+    html = (pytester.path / "out-n2" / "report.html").read_text(encoding="utf-8")
+    assert "CPU (fake)" in html
+    assert first["regression"]["aggregate"]["tp"]["old"] == 40  # the released model found all 40
+    assert not any(i["cached"] for i in first["images"])
+
+    assert pytester.runpytest(*args, "-n", "2", "--qc-output", "out-n2").ret == 0
+    second = summary(pytester, "out-n2")
+    assert [i["cached"] for i in second["images"]] == [True] * 4
+    assert second["complete"] is True
+
+    assert pytester.runpytest(*args, "-n", "0", "--qc-output", "out-n0").ret == 0
+    assert summary(pytester, "out-n0")["regression"] == first["regression"]

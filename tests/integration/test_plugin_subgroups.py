@@ -117,13 +117,13 @@ def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
 
 
-def test_size_bins_and_groups_are_complete_under_xdist(pytester):
+def test_size_bins_and_groups_are_complete_under_xdist(pytester, worker_path):
     root = pytester.path / "qc"
     write_set(root, "condA/a1.tif", squares(), squares())
     write_set(root, "condA/a2.tif", squares(), squares())
     write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
     (pytester.path / "limits.yaml").write_text(LIMITS)
-    result = pytester.runpytest_subprocess(
+    result = pytester.runpytest(
         *QC, "-n", "2", f"--predictions={root / 'predictions'}",
         f"--qc-target={root / 'target'}", "--qc-groups", "subfolders",
         "--thresholds", "limits.yaml", "-p", "no:html",
