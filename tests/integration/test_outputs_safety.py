@@ -193,7 +193,7 @@ def test_image_tests_that_passed_without_their_results_reaching_the_outputs_fail
     )
     qc = write_qc(pytester.path / "qc", 3)
     result = pytester.runpytest(
-        *QC, "-n", "2", f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
+        *QC, "-n", "1", f"--predictions={qc.predictions}", f"--qc-target={qc.target}"
     )
     output = result.stdout.str() + result.stderr.str()
     assert result.ret == pytest.ExitCode.TESTS_FAILED, output

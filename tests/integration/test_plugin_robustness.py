@@ -88,25 +88,3 @@ def test_tiny_model_gets_a_robustness_test_per_perturbation_and_image(
     result.stdout.fnmatch_lines(["*test_robustness?rot90-k1?img00.tif??*"])
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert len(summary["robustness"]["results"]) == 9
-
-
-def test_robustness_results_reach_summary_json_under_xdist(pytester, make_qc, worker_path):
-    """The robustness tests run on the workers; the controller's summary.json has the
-    same table as a run without xdist (in plan order, then image order)."""
-    qc = make_qc(3, root=pytester.path / "qc")
-    pytester.makeconftest(RAW_THRESHOLD_CONFTEST)
-    (pytester.path / "limits.yaml").write_text(
-        "robustness:\n  intensity_scale: {factors: [0.5, 2], max_drop: {f1: 0.05}}\n"
-        "  flip: {axes: [x]}\n"
-    )
-    args = (*QC, f"--model={pytester.mkdir('model')}", f"--qc-source={qc.source}",
-            f"--qc-target={qc.target}", "--thresholds", "limits.yaml")  # fmt: skip
-    tables = {}
-    for workers in ("0", "2"):
-        output = f"out-n{workers}"
-        pytester.runpytest(*args, "-n", workers, "--qc-output", output)
-        summary = json.loads((pytester.path / output / "summary.json").read_text())
-        tables[workers] = summary["robustness"]
-    assert len(tables["2"]["results"]) == 3 * 3  # 3 perturbations x 3 images
-    assert tables["2"] == tables["0"]
-    assert tables["2"]["mean_drop"]["intensity_scale-x2"]["f1"] > 0.5

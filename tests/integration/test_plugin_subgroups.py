@@ -115,24 +115,3 @@ def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     result = pytester.runpytest(*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}")
     # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group
     result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
-
-
-def test_size_bins_and_groups_are_complete_under_xdist(pytester, worker_path):
-    root = pytester.path / "qc"
-    write_set(root, "condA/a1.tif", squares(), squares())
-    write_set(root, "condA/a2.tif", squares(), squares())
-    write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
-    (pytester.path / "limits.yaml").write_text(LIMITS)
-    result = pytester.runpytest(
-        *QC, "-n", "2", f"--predictions={root / 'predictions'}",
-        f"--qc-target={root / 'target'}", "--qc-groups", "subfolders",
-        "--thresholds", "limits.yaml", "-p", "no:html",
-    )  # fmt: skip
-    # skipped: aggregate and image_mean (no limits), the empty medium bin, optional checks
-    result.assert_outcomes(passed=4, failed=3, skipped=3 + OPTIONAL_SKIPPED)
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    bins = {b["bin"]: b["values"] for b in summary["subgroups"]["object_size"]}
-    assert (bins["small"]["n_true"], bins["small"]["tp"]) == (12, 8)
-    assert bins["large"]["mean_matched_score"] == pytest.approx((8 + 4 * 120 / 144) / 12)
-    groups = {g["group"]: g["values"]["f1"] for g in summary["subgroups"]["image_groups"]}
-    assert groups == {"condA": 1.0, "condB": pytest.approx(8 / 12)}

@@ -19,8 +19,8 @@ _MARKERS = ("o", "s", "^", "D", "v")
 def accuracy_figure(record: Mapping[str, Any], *, matching_threshold: float) -> str:
     """Pooled precision, recall, f1, accuracy and panoptic quality against IoU threshold.
 
-    Drawn as SVG by hand: a handful of lines on fixed axes, which stays sharp at any zoom
-    and whose text a reader can search and copy.
+    Drawn as SVG by hand: a handful of lines on fixed axes need no plotting library, and
+    the figure stays sharp at any zoom.
 
     Parameters
     ----------

@@ -318,7 +318,7 @@ def robustness_summary(
     )
     mean_drop: dict[str, dict[str, float]] = {}
     for perturbation in plan:
-        rows = [r for r in listed if r.perturbation == perturbation.id]
+        rows = [r for r in ordered if r.perturbation == perturbation.id]  # one order: one sum
         keys = sorted({k for r in rows for k in r.drop})
         mean_drop[perturbation.id] = {
             key: float(np.mean([r.drop[key] for r in rows if key in r.drop])) for key in keys
