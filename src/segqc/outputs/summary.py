@@ -12,7 +12,8 @@ Schema (``schema_version`` 1) — documented in docs/outputs.md:
 * ``images``: one record per image (name, status, error, metrics, prediction file,
   n_tiles, seconds)
 * ``aggregate``: ``pooled`` and ``image_mean`` metrics over evaluated images
-* ``limits``: every verdict (scope, subject, metric, value, min, max, level, outcome, key)
+* ``limits``: every verdict (scope, subject, metric, value, min, max, level, passed,
+  outcome, key, message)
 * ``accuracy_vs_iou``: the pooled QC set matched at IoU 0.1 … 0.9 (see segqc.checks.accuracy)
 * ``tests``: pytest outcome counts
 * ``loss_curve``: the training history checked (source, format, epochs), every check's

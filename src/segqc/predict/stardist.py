@@ -36,7 +36,8 @@ pixel, plus a transient float64 copy while its percentiles are computed) and the
 label image (4 bytes per pixel); the rest is one block's working set. Measured: about 11
 bytes per pixel beyond the input (0.77 GB at 8192²). Below ``block_above`` blocks would
 save nothing worth their cost: at 4096² one piece needs 0.32 GB beyond the input, and
-blocks repeat the overlaps' pixels (2048-pixel blocks predict 1.2-2.3 times the pixels).
+blocks repeat the overlaps' pixels (2048-pixel blocks predict about 1.27-2.25 times the
+pixels).
 The layout of each block-wise image is
 :attr:`PredictionResult.blocks <segqc.predict.PredictionResult>` (summary.json
 ``images[].blocks``).
