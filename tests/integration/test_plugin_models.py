@@ -1,9 +1,8 @@
-"""The plugin with real (tiny, untrained) StarDist models: 3D end to end, multi-channel.
+"""The plugin with other StarDist models: the 3D demo model end to end, multi-channel.
 
-The models are built here from a Config and saved with their weights, so the tests need
-no fixture files; untrained weights predict nonsense, which is fine: these tests check
-that a 3D model folder and multi-channel models run through the whole suite, not how
-good they are. pytester runs in-process so TensorFlow is imported once.
+The two-channel model is built here from a Config and saved with its untrained weights,
+which predict nonsense: that test checks that multi-channel models run through the whole
+suite, not how good they are. pytester runs in-process so TensorFlow is imported once.
 """
 
 from __future__ import annotations
@@ -16,19 +15,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from skimage.draw import ellipsoid
 
 pytest.importorskip("tensorflow")
 stardist_models = pytest.importorskip("stardist.models")
-from stardist import Rays_GoldenSpiral  # noqa: E402
 from stardist.matching import matching  # noqa: E402
 
 from segqc.metrics.catalogue import METRIC_KEYS, ZEROCOST_KEYS  # noqa: E402
 from tests.helpers import DEMO3D, OPTIONAL_SKIPPED, QC3D  # noqa: E402
 
 QC = ("--pyargs", "segqc.qc_tests")
-# the loss-curve tests skip: these tiny model folders have no training history
-ANISOTROPY = (2, 1, 1)
 
 
 def _save(model: object, folder: Path) -> Path:
@@ -36,22 +31,6 @@ def _save(model: object, folder: Path) -> Path:
         model.keras_model.save_weights(str(folder / "weights_best.h5"))  # type: ignore[attr-defined]
     (folder / "thresholds.json").write_text(json.dumps({"prob": 0.5, "nms": 0.4}))
     return folder
-
-
-@pytest.fixture(scope="module")
-def tiny3d(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("models")
-    config = stardist_models.Config3D(
-        rays=Rays_GoldenSpiral(8, anisotropy=ANISOTROPY),
-        anisotropy=ANISOTROPY,
-        grid=(1, 2, 2),
-        unet_n_depth=1,
-        unet_n_filter_base=4,
-        train_patch_size=(8, 16, 16),
-    )
-    with contextlib.redirect_stdout(io.StringIO()):
-        model = stardist_models.StarDist3D(config, name="tiny3d", basedir=str(base))
-    return _save(model, base / "tiny3d")
 
 
 @pytest.fixture(scope="module")
@@ -70,67 +49,52 @@ def tiny2d_two_channels(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return _save(model, base / "tiny2c")
 
 
-def _stack(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A 12 x 32 x 32 stack with four flattened balls (anisotropic, like the model)."""
-    labels = np.zeros((12, 32, 32), np.uint16)
-    ball = ellipsoid(2, 4, 4)[1:-1, 1:-1, 1:-1]  # 5 x 9 x 9
-    for i, (y, x) in enumerate([(3, 3), (3, 19), (19, 3), (19, 19)]):
-        z = 2 + (seed + i) % 4
-        labels[z : z + 5, y : y + 9, x : x + 9][ball] = i + 1
-    rng = np.random.default_rng(seed)
-    image = (100 + 400 * (labels > 0) + rng.normal(0, 20, labels.shape)).astype(np.uint16)
-    return image, labels
-
-
-def test_3d_model_runs_end_to_end_with_every_metric(pytester, tiny3d):
-    source, target = pytester.path / "qc" / "source", pytester.path / "qc" / "target"
-    source.mkdir(parents=True)
-    target.mkdir(parents=True)
-    for seed in (0, 1):
-        image, labels = _stack(seed)
-        tifffile.imwrite(source / f"stack{seed}.tif", image, imagej=True, metadata={"axes": "ZYX"})
-        tifffile.imwrite(target / f"stack{seed}.tif", labels)
+def test_3d_demo_model_runs_end_to_end_with_every_metric(pytester):
     limits = pytester.path / "limits.yaml"
-    limits.write_text("per_image:\n  seg: {min: 0.0}\naggregate:\n  dsb_score: {min: 0.0}\n")
-    result = pytester.runpytest(
-        *QC, f"--model={tiny3d}", f"--qc-source={source}", f"--qc-target={target}",
-        f"--thresholds={limits}", "-v",
-    )  # fmt: skip
-    result.assert_outcomes(passed=3, skipped=1 + OPTIONAL_SKIPPED)
-    result.stdout.fnmatch_lines(
-        ["*test_image?stack0.tif? PASSED*", "*test_image?stack1.tif? PASSED*"]
+    limits.write_text(
+        "per_image:\n  seg: {min: 0.0}\n  aji: {min: 0.0}\naggregate:\n  dsb_score: {min: 0.0}\n"
     )
+    result = pytester.runpytest(
+        *QC, f"--model={DEMO3D}", f"--qc-source={QC3D / 'source'}",
+        f"--qc-target={QC3D / 'target'}", f"--thresholds={limits}", "-v",
+    )  # fmt: skip
+    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
+    result.stdout.fnmatch_lines(["*test_image?stardist3d_y037.tif? PASSED*"])
 
     out = pytester.path / "qc-output"
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["predictor"]["kind"] == "StarDist3D model"
-    assert summary["predictor"]["anisotropy"] == list(ANISOTROPY)
+    assert summary["complete"] and summary["predictor"]["kind"] == "StarDist3D model"
+    config = json.loads((DEMO3D / "config.json").read_text())
+    assert summary["predictor"]["anisotropy"] == config["anisotropy"]
+    assert len(summary["images"]) == 3
     for record in summary["images"]:
-        assert record["status"] == "evaluated"
+        assert record["status"] == "evaluated", record["error"]
         assert list(record["metrics"]) == list(METRIC_KEYS)
         assert len(record["n_tiles"]) == 3
-        predicted = tifffile.imread(record["prediction_file"])
         truth = tifffile.imread(record["target"])
-        assert predicted.shape == truth.shape == (12, 32, 32)
+        predicted = tifffile.imread(record["prediction_file"])
+        assert predicted.shape == truth.shape and truth.ndim == 3
         # The metrics of a volume are stardist.matching's on that volume.
-        reference = matching(truth, predicted, thresh=0.5)._asdict()
+        reference = matching(truth, predicted, thresh=0.5)
         for key in ZEROCOST_KEYS[1:]:
-            assert record["metrics"][key] == pytest.approx(reference[key], abs=1e-12), key
+            assert record["metrics"][key] == pytest.approx(getattr(reference, key), abs=1e-12)
     header = (out / "metrics.csv").read_text().splitlines()[0].split(",")
     assert header[-5:] == ["seg", "aji", "dsb_score", "sq", "rq"]
 
 
-def test_3d_model_is_loaded_with_its_anisotropy(tiny3d):
+def test_3d_model_is_loaded_with_its_anisotropy():
     from segqc.predict.model_folder import inspect_model_folder
     from segqc.predict.stardist import PredictionParameters, StarDistPredictor
 
     predictor = StarDistPredictor(
-        inspect_model_folder(tiny3d), PredictionParameters(0.5, 0.4, "test"), device="cpu"
+        inspect_model_folder(DEMO3D), PredictionParameters(0.5, 0.4, "test"), device="cpu"
     )
     predictor.load()
+    # The model StarDist built, not only the folder's config.json, has the anisotropy.
     config = predictor._model.config
-    assert tuple(config.anisotropy) == ANISOTROPY
-    assert tuple(config.rays_json["kwargs"]["anisotropy"]) == ANISOTROPY
+    expected = tuple(json.loads((DEMO3D / "config.json").read_text())["anisotropy"])
+    assert tuple(config.anisotropy) == expected
+    assert tuple(config.rays_json["kwargs"]["anisotropy"]) == expected
 
 
 def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, tiny2d_two_channels):
@@ -158,27 +122,3 @@ def test_two_channel_model_fails_single_channel_images_only(pytester, make_qc, t
     assert "Traceback" not in text and "INTERNALERROR" not in text
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert [r["status"] for r in summary["images"]] == ["error", "error", "evaluated"]
-
-
-@pytest.mark.skipif(
-    not (DEMO3D / "config.json").is_file() or not (QC3D / "target").is_dir(),
-    reason="the 3D demo fixtures (fixtures/models/demo3d, fixtures/qc3d) are not here yet",
-)
-def test_3d_demo_fixture_runs_end_to_end(pytester):
-    limits = pytester.path / "limits.yaml"
-    limits.write_text("per_image:\n  seg: {min: 0.0}\n  aji: {min: 0.0}\n")
-    result = pytester.runpytest(
-        *QC, f"--model={DEMO3D}", f"--qc-source={QC3D / 'source'}",
-        f"--qc-target={QC3D / 'target'}", f"--thresholds={limits}",
-    )  # fmt: skip
-    assert result.ret == pytest.ExitCode.OK, result.stdout.str()[-2000:]
-    summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-    assert summary["complete"] and summary["predictor"]["kind"] == "StarDist3D model"
-    for record in summary["images"]:
-        assert record["status"] == "evaluated", record["error"]
-        assert list(record["metrics"]) == list(METRIC_KEYS)
-        assert len(record["n_tiles"]) == 3
-        truth = tifffile.imread(record["target"])
-        reference = matching(truth, tifffile.imread(record["prediction_file"]), thresh=0.5)
-        for key in ZEROCOST_KEYS[1:]:
-            assert record["metrics"][key] == pytest.approx(getattr(reference, key), abs=1e-12)
