@@ -35,7 +35,7 @@ g. One 16,384² [4,096²] uint32 pair (1024² tiles, distinct labels) in ``--pre
    (target: equal).
 h. Only with ``--only h`` (minutes): wall time of ``python -m pytest tests/unit -q -p
    no:cacheprovider`` (target < 60 s) and of the README's test command, the same over
-   ``tests -n 2`` (target < 180 s), after a ``--collect-only`` warm-up.
+   ``tests -n 2 --dist worksteal`` (target < 180 s), after a ``--collect-only`` warm-up.
 
 Without ``fixtures/models/demo2d``, cases a and b train a tiny StarDist2D for one short
 epoch (poor predictions, which do not matter for timing: both sides predict the same).
@@ -186,7 +186,7 @@ def tier_rows() -> list[Row]:
     measured([*base, "--collect-only", "tests"], REPO, accept=accept)  # bytecode caches
     rows = []
     # The unit tier alone runs serially; the whole suite as the README and .ci/run run it.
-    for tier, limit in ((["tests/unit"], 60), (["tests", "-n", "2"], 180)):
+    for tier, limit in ((["tests/unit"], 60), (["tests", "-n", "2", "--dist", "worksteal"], 180)):
         run = measured([*base, *tier], REPO, accept=accept)
         failed = f" (exit {run.code})" if run.code else ""
         rows.append(
