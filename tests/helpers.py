@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
+from scipy.ndimage import gaussian_filter
 from skimage.draw import disk
 
 REPO = Path(__file__).resolve().parents[1]
@@ -133,3 +134,39 @@ def fifo_at(path: Path) -> Iterator[Path]:
     finally:
         done.set()
         thread.join()
+
+
+def squares(*, small=True, large_height=12):
+    """Labels 1-4 small squares, 5-8 large squares (optionally shortened)."""
+    labels = np.zeros((40, 140), np.uint16)
+    for i in range(4):
+        if small:
+            labels[2:6, 2 + 30 * i : 6 + 30 * i] = i + 1
+        labels[20 : 20 + large_height, 10 + 30 * i : 22 + 30 * i] = i + 5
+    return labels
+
+
+def nuclei(seed, shape=(192, 192), n=40):
+    """Random bright disks (different seeds: different fields of view)."""
+    rng = np.random.default_rng(seed)
+    image = np.zeros(shape)
+    for _ in range(n):
+        centre = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
+        image[disk(centre, rng.uniform(4, 9), shape=shape)] = rng.uniform(0.5, 1)
+    image = gaussian_filter(image, 1.5) * 400 + 100 + rng.normal(0, 15, shape)
+    return np.clip(image, 0, 65535).astype(np.uint16)
+
+
+#: Subgroup limits for squares(): size bins, one bin's own limit, image groups.
+SUBGROUP_LIMITS = """
+subgroups:
+  object_size:
+    edges: [50, 100]
+    limits:
+      recall: {min: 0.9}
+    by_bin:
+      large: {mean_matched_score: {min: 0.95}}
+  image_groups:
+    limits:
+      f1: {min: 0.9}
+"""

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.unit.test_leakage import nuclei
+from tests.helpers import nuclei
 
 QC = ("--pyargs", "segqc.qc_tests")
 

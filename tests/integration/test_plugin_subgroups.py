@@ -12,8 +12,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.helpers import OPTIONAL_SKIPPED
-from tests.unit.test_subgroups import LIMITS, squares
+from tests.helpers import OPTIONAL_SKIPPED, SUBGROUP_LIMITS, squares
 
 QC = ("--pyargs", "segqc.qc_tests")
 
@@ -34,7 +33,7 @@ def test_size_bins_and_groups_fail_where_the_average_passes(pytester):
     write_set(root, "condA/a1.tif", squares(), squares())
     write_set(root, "condA/a2.tif", squares(), squares())
     write_set(root, "condB/b1.tif", squares(), squares(small=False, large_height=10))
-    (pytester.path / "limits.yaml").write_text(LIMITS + "aggregate:\n  f1: {min: 0.8}\n")
+    (pytester.path / "limits.yaml").write_text(SUBGROUP_LIMITS + "aggregate:\n  f1: {min: 0.8}\n")
     result = pytester.runpytest(
         *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
         f"--qc-source={root / 'source'}", "--qc-groups", "subfolders",
@@ -84,7 +83,7 @@ def test_groups_from_a_csv_file(pytester):
     write_set(root, "a1.tif", squares(), squares())
     write_set(root, "b1.tif", squares(), squares(small=False))
     (pytester.path / "groups.csv").write_text("image,group\na1.tif,bright\nb1.tif,dim\n")
-    (pytester.path / "limits.yaml").write_text(LIMITS)
+    (pytester.path / "limits.yaml").write_text(SUBGROUP_LIMITS)
     result = pytester.runpytest(
         *QC, f"--predictions={root / 'predictions'}", f"--qc-target={root / 'target'}",
         "--qc-groups", "groups.csv", "--thresholds", "limits.yaml", "-v",

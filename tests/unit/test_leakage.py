@@ -3,21 +3,9 @@
 import numpy as np
 import pytest
 import tifffile
-from scipy.ndimage import gaussian_filter
-from skimage.draw import disk
 
 from segqc.checks.leakage.search import DIHEDRAL, find_leaks, ncc_search, signature_image
-
-
-def nuclei(seed, shape=(192, 192), n=40):
-    """Random bright disks (different seeds: different fields of view)."""
-    rng = np.random.default_rng(seed)
-    image = np.zeros(shape)
-    for _ in range(n):
-        centre = rng.uniform(0, shape[0]), rng.uniform(0, shape[1])
-        image[disk(centre, rng.uniform(4, 9), shape=shape)] = rng.uniform(0.5, 1)
-    image = gaussian_filter(image, 1.5) * 400 + 100 + rng.normal(0, 15, shape)
-    return np.clip(image, 0, 65535).astype(np.uint16)
+from tests.helpers import nuclei
 
 
 def test_ncc_of_a_probe_with_itself_is_one_in_every_orientation():

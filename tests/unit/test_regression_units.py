@@ -17,7 +17,7 @@ from segqc.checks.statistics.bootstrap import Interval
 from segqc.metrics.scores import pool
 from segqc.thresholds import Thresholds, ThresholdsError, load_thresholds
 from segqc.thresholds.regression import BootstrapSettings, DropLimit, RegressionSettings
-from tests.unit.test_stats import scores_from_counts
+from tests.unit.counts import scores_from_counts
 
 
 def make_document(scores, hashes=None):

@@ -25,18 +25,9 @@ from segqc.metrics.object_matches import area_bins, match_objects, pool_area_bin
 from segqc.metrics.scores import measure
 from segqc.pipeline.outcome import ImageOutcome
 from segqc.thresholds import Thresholds
+from tests.helpers import SUBGROUP_LIMITS, squares
 
 EDGES = (50.0, 100.0)
-
-
-def squares(*, small=True, large_height=12):
-    """Labels 1-4 small squares, 5-8 large squares (optionally shortened)."""
-    labels = np.zeros((40, 140), np.uint16)
-    for i in range(4):
-        if small:
-            labels[2:6, 2 + 30 * i : 6 + 30 * i] = i + 1
-        labels[20 : 20 + large_height, 10 + 30 * i : 22 + 30 * i] = i + 5
-    return labels
 
 
 def degraded():
@@ -89,21 +80,7 @@ def outcome(name, truth, prediction, *, group=None, edges=EDGES):
     return ImageOutcome(pair, scores=measure(truth, prediction), area_bins=bins)
 
 
-LIMITS = """
-subgroups:
-  object_size:
-    edges: [50, 100]
-    limits:
-      recall: {min: 0.9}
-    by_bin:
-      large: {mean_matched_score: {min: 0.95}}
-  image_groups:
-    limits:
-      f1: {min: 0.9}
-"""
-
-
-def settings(text=LIMITS):
+def settings(text=SUBGROUP_LIMITS):
     return Thresholds.model_validate(yaml.safe_load(text)).subgroups
 
 
@@ -160,7 +137,7 @@ def test_image_groups_pool_their_images():
 
 
 def test_a_group_of_its_own_limits_is_named_by_its_key():
-    text = LIMITS + "    by_group:\n      condB: {f1: {min: 0.5}}\n"
+    text = SUBGROUP_LIMITS + "    by_group:\n      condB: {f1: {min: 0.5}}\n"
     outcomes = [outcome("b1.tif", squares(), degraded(), group="condB")]
     (group,) = image_group_outcomes(outcomes, settings(text).image_groups)
     (verdict,) = group.verdicts
