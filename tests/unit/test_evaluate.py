@@ -125,7 +125,7 @@ def test_a_model_predicts_from_the_source_image(make_qc):
     ("exception", "reason"),
     [
         (RuntimeError("CUDA out of memory\nmore detail"), "RuntimeError: CUDA out of memory"),
-        (ValueError(), "ValueError: ValueError"),
+        (ValueError(), "ValueError: no message"),
         (KeyError("img01.tif"), "KeyError: 'img01.tif'"),
         (ZeroDivisionError("division by zero"), "ZeroDivisionError: division by zero"),
     ],

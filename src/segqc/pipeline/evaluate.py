@@ -108,7 +108,7 @@ class _ImageFailure(Exception):
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.splitlines()[0] if text else "no message"
 
 
 def _failure(where: Path | str, stage: str, exc: BaseException) -> _ImageFailure:
