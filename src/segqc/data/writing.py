@@ -6,13 +6,15 @@ prediction behind, and a second run replaces each earlier file in one step.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import math
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -30,6 +32,30 @@ class OutputError(OSError):
     """An output could not be written; the message names the file and the reason."""
 
 
+@contextlib.contextmanager
+def _atomic_file(path: Path, *, durable: bool = True) -> Iterator[IO[bytes]]:
+    """A binary file that becomes ``path`` when the block ends without an error."""
+    tmp_name = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as handle:
+            tmp_name = handle.name
+            yield handle
+            handle.flush()
+            if durable:
+                os.fsync(handle.fileno())
+        # NamedTemporaryFile creates 0600; give the file the permissions open() would.
+        os.chmod(tmp_name, 0o666 & ~_current_umask())
+        os.replace(tmp_name, path)
+    except OSError as exc:
+        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    finally:
+        if tmp_name is not None and os.path.exists(tmp_name):
+            os.unlink(tmp_name)  # only when it was not renamed into place
+
+
 def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> Path:
     """Write ``data`` to ``path`` through a temporary file in the same folder.
 
@@ -42,24 +68,8 @@ def atomic_write_bytes(path: Path, data: bytes, *, durable: bool = True) -> Path
     OutputError
         Writing failed (no space, permission...); ``path`` is left as it was.
     """
-    tmp_name = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as handle:
-            tmp_name = handle.name
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        # NamedTemporaryFile creates 0600; give the file the permissions open() would.
-        os.chmod(tmp_name, 0o666 & ~_current_umask())
-        os.replace(tmp_name, path)
-    except OSError as exc:
-        if tmp_name is not None:
-            Path(tmp_name).unlink(missing_ok=True)
-        raise OutputError(f"{path}: cannot write ({exc.strerror or exc})") from None
+    with _atomic_file(path, durable=durable) as handle:
+        handle.write(data)
     return path
 
 
@@ -75,12 +85,48 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> Path:
 
 
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
-    """Write ``data`` as indented JSON atomically; NaN is written as null."""
-    return atomic_write_text(path, json.dumps(_json_safe(data), indent=2) + "\n")
+    """Write ``data`` as JSON indented by 2, atomically; NaN and infinity are written as null.
+
+    The text is what ``json.dumps(data, indent=2)`` gives (numpy scalars as numbers,
+    paths as strings). It is written a list item at a time (each image's record, each
+    verdict), so the summary of a QC set of 10,000 images is never held as one string.
+
+    Raises
+    ------
+    OutputError
+        Writing failed; ``path`` is left as it was.
+    """
+    with _atomic_file(path) as handle:
+        for chunk in _json_chunks(data, "", depth=2):
+            handle.write(chunk.encode("utf-8"))
+        handle.write(b"\n")
+    return path
+
+
+def _json_chunks(value: Any, indent: str, *, depth: int) -> Iterator[str]:
+    """``value`` as JSON indented by 2 after ``indent``, in pieces: one per item of the
+    containers ``depth`` levels down, each item encoded by :func:`json.dumps`."""
+    inner = indent + "  "
+    if depth > 0 and isinstance(value, Mapping) and value:
+        separator = "{"
+        for key, item in value.items():
+            yield f"{separator}\n{inner}{json.dumps(str(key))}: "
+            yield from _json_chunks(item, inner, depth=depth - 1)
+            separator = ","
+        yield f"\n{indent}}}"
+    elif depth > 0 and isinstance(value, list | tuple) and value:
+        separator = "["
+        for item in value:
+            yield f"{separator}\n{inner}"
+            yield from _json_chunks(item, inner, depth=depth - 1)
+            separator = ","
+        yield f"\n{indent}]"
+    else:
+        yield json.dumps(_json_safe(value), indent=2).replace("\n", "\n" + indent)
 
 
 def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not np.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         return None
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
