@@ -27,12 +27,9 @@ from segqc.outputs.tables import metrics_csv_text
 from segqc.outputs.terminal import summary_lines
 from segqc.predict.model_folder import sha256_of
 from segqc.session import QcSession
-from segqc.suite import INACTIVE_MARKER, QC_FIXTURES
+from segqc.suite import IMAGE_ATTRIBUTE, INACTIVE_MARKER, QC_FIXTURES
 
-__all__ = ["IMAGE_ATTRIBUTE", "QcGate"]
-
-#: The report attribute naming the image of a per-image test.
-IMAGE_ATTRIBUTE = "segqc_image"
+__all__ = ["QcGate"]
 
 
 class QcGate:

@@ -3,7 +3,10 @@ that were not asked for. Imports nothing, so the plugin can use it in any pytest
 
 from __future__ import annotations
 
-__all__ = ["INACTIVE_MARKER", "QC_FIXTURES", "WHOLE_SET_FIXTURES"]
+__all__ = ["IMAGE_ATTRIBUTE", "INACTIVE_MARKER", "QC_FIXTURES", "WHOLE_SET_FIXTURES"]
+
+#: The test report attribute naming the image of a per-image test (set by segqc.gate).
+IMAGE_ATTRIBUTE = "segqc_image"
 
 #: Tests of checks that were not asked for carry this marker and are deselected.
 INACTIVE_MARKER = "segqc_inactive_check"

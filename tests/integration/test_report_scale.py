@@ -1,12 +1,14 @@
 """The report of a large QC set: every image in the table, the telling ones in pictures.
 
-QC data: 210 small images of 4 disks; img007 and img103 lose 2 disks (f1 = 2*2/(2*2+2)
+QC data: 210 small images of 4 disks; img007 and img205 lose 2 disks (f1 = 2*2/(2*2+2)
 = 0.667 by hand, below the 0.8 limit), every other image is perfect.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from html import unescape
 
 import numpy as np
 import pytest
@@ -15,7 +17,7 @@ import tifffile
 from tests.helpers import disks
 
 QC = ("--pyargs", "segqc.qc_tests")
-FAILING = ("img007.tif", "img103.tif")
+FAILING = ("img007.tif", "img205.tif")
 
 
 @pytest.fixture
@@ -69,6 +71,20 @@ def test_above_200_images_the_report_shows_failed_worst_and_sampled_images(pytes
     assert 'data-field="visuals_shown"' in html
     assert len(re.findall(r'class="segqc-visual"', html)) == len(pictures)
     assert 'id="segqc-metrics-filter"' in html and "aria-sort" in html
+    # In view at first: every failing image and the first 200 passing ones; the other
+    # passing rows are in the page, hidden until the reader asks (or filters, or sorts).
+    row = r'<tr class="segqc-row-image[^"]*" data-image="([^"]+)" data-status='
+    in_view = re.findall(row + r'"\w+">', html)
+    hidden = re.findall(row + r'"pass" hidden>', html)
+    passing = [name for name in rows if name not in FAILING]
+    assert hidden == passing[200:] and len(hidden) == 8
+    assert sorted(in_view) == sorted([*passing[:200], *FAILING])
+    assert 'data-field="table-paging"' in html
+    # pytest-html's own results table keeps the failed image tests, not the passing ones.
+    blob = json.loads(unescape(re.search(r'data-jsonblob="([^"]*)"', html).group(1)))
+    listed = sorted(test_id for test_id in blob["tests"] if "test_image[" in test_id)
+    assert listed == [f"test_quality_metrics.py::test_image[{name}]" for name in FAILING]
+    assert "test_quality_metrics.py::test_aggregate" in blob["tests"]
 
 
 def test_report_images_all_writes_the_pictures_beside_the_report(pytester, large_qc):

@@ -32,6 +32,7 @@ from segqc.checks.quality import undefined_metrics
 from segqc.report.inline import DeferredImages
 from segqc.report.selection import worst_images
 from segqc.report.store import INLINE_UP_TO
+from segqc.suite import IMAGE_ATTRIBUTE
 
 if TYPE_CHECKING:
     from segqc.session import QcSession
@@ -139,6 +140,22 @@ class ReportPlugin:
                 store.put(name, visual_document(visual), reason)
             except (OSError, ValueError):
                 continue  # the report then shows the image without pictures
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_html_results_table_row(self, report: pytest.TestReport, cells: list[str]) -> None:
+        """Above INLINE_UP_TO images, leave passing image tests out of pytest-html's table.
+
+        segqc's metrics table lists every image, with its status; a second row per image
+        in pytest-html's results table made a 10,000-image report take half a minute to
+        open. Failed and errored image tests, and every other test, keep their row, with
+        the failure message; pytest-html's counts still count every test.
+        """
+        if (
+            report.passed
+            and getattr(report, IMAGE_ATTRIBUTE, None) is not None
+            and len(self.session.pairs) > INLINE_UP_TO
+        ):
+            del cells[:]
 
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_summary(

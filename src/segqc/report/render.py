@@ -12,6 +12,7 @@ from typing import Any
 from segqc.checks.accuracy import CURVE_METRICS
 from segqc.metrics.catalogue import METRICS
 from segqc.report.content import (
+    MetricsRow,
     accuracy_rows,
     header_rows,
     image_statuses,
@@ -29,6 +30,10 @@ __all__ = ["render_failure", "render_report"]
 #: Written by the loss-curve checks next to summary.json; shown when summary.json has
 #: a ``loss_curve`` record (so a stale file from an earlier run is never shown).
 LOSS_FIGURE = "loss_curve.png"
+#: A metrics table of more images shows its problem images and this many passing ones
+#: at first, and the rest on request: a browser lays out a table of 10,000 rows of 20
+#: cells for tens of seconds before it shows the page.
+TABLE_PAGE = 200
 
 
 @functools.cache
@@ -207,6 +212,7 @@ def render_report(
     matching_threshold = summary["matching"]["iou_threshold"]
     evaluated = {image["name"] for image in summary.get("images") or []}
     unevaluated = [name for name in all_images if name not in evaluated]
+    page = TABLE_PAGE if len(statuses) > TABLE_PAGE else 0
     chunks = (
         _environment()
         .get_template("qc_report.jinja2")
@@ -218,6 +224,8 @@ def render_report(
             thresholds_text=thresholds_text,
             metrics=METRICS,
             rows=rows,
+            table_page=page,
+            folded=_folded_rows(rows, page),
             unevaluated=unevaluated,
             loss=_loss_section(summary),
             checks=check_sections(summary),
@@ -245,6 +253,18 @@ def render_report(
         chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
         for chunk in chunks
     )
+
+
+def _folded_rows(rows: Sequence[MetricsRow], page: int) -> frozenset[str]:
+    """The passing images after the first ``page``: hidden until the reader asks.
+
+    Every failed, warned or unevaluated image stays in view, whatever the table's size;
+    ``page`` 0 hides nothing.
+    """
+    if not page:
+        return frozenset()
+    passing = [row.subject for row in rows if row.kind == "image" and row.status == "pass"]
+    return frozenset(passing[page:])
 
 
 def render_failure(detail: str, output_dir: Path) -> str:
