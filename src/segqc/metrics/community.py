@@ -41,7 +41,7 @@ __all__ = [
 DSB_THRESHOLDS: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegCounts:
     """Cell Tracking Challenge SEG as a sum over reference objects.
 
@@ -67,7 +67,7 @@ class SegCounts:
         return self.sum_jaccard / self.n_true
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AjiCounts:
     """Aggregated Jaccard index as its two pixel sums."""
 
@@ -80,7 +80,7 @@ class AjiCounts:
         return self.intersection / self.union if self.union else 1.0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class DsbCounts:
     """tp, fp, fn at each IoU threshold of :data:`DSB_THRESHOLDS`."""
 

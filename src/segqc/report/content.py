@@ -48,13 +48,37 @@ class Cell:
 
 @dataclass(frozen=True)
 class MetricsRow:
-    """A row of the quality-metrics table: an image, the pooled set or the image mean."""
+    """A row of the quality-metrics table: an image, the pooled set or the image mean.
+
+    The cells are built when :attr:`cells` is read, from the row's values and the
+    verdicts of the summary: the table of 10,000 images is written a row at a time,
+    without 200,000 cells in memory at once.
+    """
 
     subject: str
     kind: str  # "image", "pooled" or "image mean"
     status: str  # "pass", "warn", "fail" or "error"
-    cells: tuple[Cell, ...] = ()
     error: str | None = None
+    scope: str = ""  # the verdicts' scope: per_image, aggregate or image_mean
+    values: Mapping[str, Any] = field(default_factory=dict, repr=False)
+    verdicts: _Verdicts | None = field(default=None, repr=False)
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """One cell per metric (none for an image that could not be evaluated)."""
+        if self.error is not None or self.verdicts is None:
+            return ()
+        # A negative control's 0/0 ratios are recorded as stardist's 0 but were not
+        # judged: they read n/a (segqc.checks.quality.undefined_metrics).
+        undefined = undefined_metrics(self.values)
+        return tuple(
+            _cell(
+                spec.key,
+                None if spec.key in undefined else self.values.get(spec.key),
+                self.verdicts.of_cell(self.scope, self.subject, spec.key),
+            )
+            for spec in METRICS
+        )
 
 
 @dataclass(frozen=True)
@@ -79,6 +103,18 @@ class _Verdicts:
             cell = (verdict["scope"], verdict["subject"], verdict["metric"])
             found.by_cell.setdefault(cell, []).append(verdict)
         return found
+
+    def of_cell(self, scope: str, subject: str, metric: str) -> list[Mapping[str, Any]]:
+        return self.by_cell.get((scope, subject, metric), [])
+
+    def worst(self, scope: str, subject: str) -> str:
+        """The worst outcome of the verdicts on a row's cells (``pass`` without any)."""
+        outcomes = [
+            verdict["outcome"]
+            for spec in METRICS
+            for verdict in self.of_cell(scope, subject, spec.key)
+        ]
+        return max(outcomes, key=lambda o: _RANK[o]) if outcomes else "pass"
 
 
 def _fmt(value: Any, kind: str) -> str:
@@ -122,18 +158,8 @@ def _status(cells: Iterable[Cell]) -> str:
 def _row(
     subject: str, kind: str, scope: str, values: Mapping[str, Any], found: _Verdicts
 ) -> MetricsRow:
-    # A negative control's 0/0 ratios are recorded as stardist's 0 but were not judged:
-    # they read n/a (segqc.checks.quality.undefined_metrics).
-    undefined = undefined_metrics(values)
-    cells = tuple(
-        _cell(
-            spec.key,
-            None if spec.key in undefined else values.get(spec.key),
-            found.by_cell.get((scope, subject, spec.key), []),
-        )
-        for spec in METRICS
-    )
-    return MetricsRow(subject, kind, _status(cells), cells)
+    status = found.worst(scope, subject)
+    return MetricsRow(subject, kind, status, scope=scope, values=values, verdicts=found)
 
 
 def metrics_rows(summary: Mapping[str, Any]) -> list[MetricsRow]:

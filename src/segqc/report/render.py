@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 import shutil
 from collections.abc import Iterator, Mapping, Sequence
@@ -249,10 +250,12 @@ def render_report(
     )
     # One non-ASCII character (≥, ×, –) makes Python store the whole fragment at 2 bytes
     # per character; as character references the same page is ASCII, 1 byte per character.
-    return "".join(
-        chunk if chunk.isascii() else chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
-        for chunk in chunks
-    )
+    page_text = io.StringIO()  # grows in place, unlike a list of every chunk to join
+    for chunk in chunks:
+        if not chunk.isascii():
+            chunk = chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        page_text.write(chunk)
+    return page_text.getvalue()
 
 
 def _folded_rows(rows: Sequence[MetricsRow], page: int) -> frozenset[str]:
