@@ -170,3 +170,22 @@ subgroups:
     limits:
       f1: {min: 0.9}
 """
+
+
+def two_squares() -> tuple[np.ndarray, np.ndarray]:
+    """Two ground-truth squares and their prediction: A shifted (IoU 80/120), B exact."""
+    target = np.zeros((40, 40), np.uint16)
+    target[5:15, 5:15] = 3  # A
+    target[25:35, 20:30] = 8  # B
+    predicted = np.zeros_like(target)
+    predicted[5:15, 7:17] = 5  # A shifted: IoU 80 / 120
+    predicted[25:35, 20:30] = 2  # B exact
+    return target, predicted
+
+
+def training_folder(folder: Path) -> Path:
+    """A training-images folder of four fields of view (``nuclei`` with seeds 0-3)."""
+    folder.mkdir()
+    for seed in range(4):
+        tifffile.imwrite(folder / f"train_{seed}.tif", nuclei(seed))
+    return folder

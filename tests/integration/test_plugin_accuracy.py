@@ -9,23 +9,12 @@ and at IoU >= 0.7 only the two B squares do (tp 2, fp 2, fn 2, precision = recal
 
 import json
 
-import numpy as np
 import pytest
 import tifffile
 
-from tests.helpers import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED, two_squares
 
 QC = ("--pyargs", "segqc.qc_tests")
-
-
-def two_squares():
-    target = np.zeros((40, 40), np.uint16)
-    target[5:15, 5:15] = 3  # A
-    target[25:35, 20:30] = 8  # B
-    predicted = np.zeros_like(target)
-    predicted[5:15, 7:17] = 5  # A shifted: IoU 80 / 120
-    predicted[25:35, 20:30] = 2  # B exact
-    return target, predicted
 
 
 @pytest.fixture

@@ -10,18 +10,14 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.helpers import nuclei
+from tests.helpers import nuclei, training_folder
 
 QC = ("--pyargs", "segqc.qc_tests")
 
 
 @pytest.fixture
 def training(tmp_path):
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for seed in range(4):
-        tifffile.imwrite(folder / f"train_{seed}.tif", nuclei(seed))
-    return folder
+    return training_folder(tmp_path / "train")
 
 
 def make_qc_from(root, images):

@@ -26,16 +26,7 @@ from segqc.pipeline.evaluate import EvaluationSettings, evaluate_image
 from segqc.pipeline.outcome import ImageOutcome
 from segqc.predict.folder import PredictionsFolder
 from segqc.thresholds import Thresholds, ThresholdsError, load_thresholds
-
-
-def two_squares():
-    target = np.zeros((40, 40), np.uint16)
-    target[5:15, 5:15] = 3  # A
-    target[25:35, 20:30] = 8  # B
-    predicted = np.zeros_like(target)
-    predicted[5:15, 7:17] = 5  # A shifted: IoU 80 / 120
-    predicted[25:35, 20:30] = 2  # B exact
-    return target, predicted
+from tests.helpers import two_squares
 
 
 def test_matched_pairs_by_hand():

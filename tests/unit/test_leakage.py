@@ -5,7 +5,7 @@ import pytest
 import tifffile
 
 from segqc.checks.leakage.search import DIHEDRAL, find_leaks, ncc_search, signature_image
-from tests.helpers import nuclei
+from tests.helpers import nuclei, training_folder
 
 
 def test_ncc_of_a_probe_with_itself_is_one_in_every_orientation():
@@ -36,11 +36,7 @@ def test_signature_reduces_channels_and_z_and_downsamples():
 
 @pytest.fixture
 def training(tmp_path):
-    folder = tmp_path / "train"
-    folder.mkdir()
-    for seed in range(4):
-        tifffile.imwrite(folder / f"train_{seed}.tif", nuclei(seed))
-    return folder
+    return training_folder(tmp_path / "train")
 
 
 def test_flipped_rotated_crop_is_found_and_disjoint_data_is_not(tmp_path, training):
