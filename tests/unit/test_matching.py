@@ -20,6 +20,7 @@ from scipy import ndimage as ndi
 
 from segqc.metrics.matching import (
     LabelImageError,
+    MatchingCurve,
     MatchingStats,
     check_label_image,
     match_labels,
@@ -83,6 +84,25 @@ def _assert_parity(y_true: np.ndarray, y_pred: np.ndarray, thresholds=THRESHOLDS
     ours = match_labels_at(y_true, y_pred, iou_thresholds=thresholds)
     for o, r in zip(ours, _reference(y_true, y_pred, thresholds), strict=True):
         _assert_same(o, r)
+
+
+def test_a_matching_curve_gives_back_every_number_of_the_matching():
+    """Kept as counts, read back as MatchingStats: stardist's numbers, bit for bit."""
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        y_true, y_pred = np.zeros((48, 48), np.uint16), np.zeros((48, 48), np.uint16)
+        for labels, first in ((y_true, 1), (y_pred, 5)):
+            for label in range(first, first + rng.integers(0, 9)):
+                y, x = rng.integers(0, 40, 2)
+                labels[y : y + rng.integers(2, 9), x : x + rng.integers(2, 9)] = label
+        matched = tuple(match_labels_at(y_true, y_pred, iou_thresholds=THRESHOLDS))
+        curve = MatchingCurve(matched)
+        assert len(curve) == len(THRESHOLDS) and curve == matched
+        assert [asdict(s) for s in curve] == [asdict(s) for s in matched]
+        assert curve[-1] == matched[-1] and curve[2:4] == matched[2:4]
+        for kept, reference in zip(curve, _reference(y_true, y_pred, THRESHOLDS), strict=True):
+            _assert_same(kept, reference)
+    assert len(MatchingCurve([])) == 0
 
 
 # --- tiny hand-computed cases -------------------------------------------------------

@@ -16,7 +16,7 @@ The result goes to the report (figure and table), to ``summary.json``
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -97,7 +97,7 @@ def accuracy_curve(
         An image was matched at other thresholds than :func:`curve_thresholds` gives.
     """
     thresholds = curve_thresholds(aggregate_at)
-    per_image: list[tuple[MatchingStats, ...]] = []
+    per_image: list[Sequence[MatchingStats]] = []
     images: list[str] = []
     for outcome in outcomes:
         if outcome.scores is None or outcome.curve is None:

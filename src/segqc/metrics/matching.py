@@ -10,7 +10,7 @@ objects and runs out of memory for a prediction with a few hundred thousand obje
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +20,7 @@ __all__ = [
     "LabelImageError",
     "LabelOverlaps",
     "MatchedPairs",
+    "MatchingCurve",
     "MatchingStats",
     "check_label_image",
     "label_overlaps",
@@ -395,6 +396,52 @@ def _check_thresholds(iou_thresholds: Sequence[float]) -> tuple[float, ...]:
         if not (isinstance(thr, int | float | np.floating | np.integer) and 0 < thr <= 1):
             raise ValueError(f"IoU thresholds must be numbers in (0, 1], got {thr!r}")
     return thresholds
+
+
+class MatchingCurve(Sequence[MatchingStats]):
+    """One image's :class:`MatchingStats` at several IoU thresholds, kept as their counts.
+
+    A QC run keeps one curve per image until the accuracy curve is pooled; nine
+    MatchingStats objects take about 3.5 KB, their counts 0.6 KB, which matters at
+    10,000 images. Reading an item rebuilds its MatchingStats from the counts with the
+    same formulas, so every number is the one the matching gave.
+
+    Parameters
+    ----------
+    stats : iterable of MatchingStats
+        The statistics, in threshold order.
+    """
+
+    __slots__ = ("_counts",)
+    _FIELDS = ("iou_threshold", "tp", "fp", "fn", "n_true", "n_pred", "sum_matched_score")
+
+    def __init__(self, stats: Iterable[MatchingStats]) -> None:
+        rows = [[float(getattr(s, name)) for name in self._FIELDS] for s in stats]
+        counts = np.array(rows or np.empty((0, len(self._FIELDS))), dtype=np.float64)
+        counts.flags.writeable = False
+        self._counts = counts
+
+    def __len__(self) -> int:
+        return len(self._counts)
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return tuple(self)[index]
+        thr, tp, fp, fn, n_true, n_pred, total = self._counts[index].tolist()
+        return _stats(
+            thr, tp=int(tp), fp=int(fp), fn=int(fn), n_true=int(n_true), n_pred=int(n_pred),
+            sum_matched_score=total,
+        )  # fmt: skip
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence):
+            return NotImplemented
+        return tuple(self) == tuple(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"MatchingCurve({list(self)!r})"
 
 
 def pool_matching(stats: Sequence[MatchingStats]) -> MatchingStats:

@@ -37,6 +37,7 @@ from segqc.data.pairing import QcPair
 from segqc.metrics.matching import (
     LabelImageError,
     MatchedPairs,
+    MatchingCurve,
     check_label_image,
     label_overlaps,
     match_overlaps_at,
@@ -326,7 +327,7 @@ def _evaluate_into(
         threshold = settings.iou_threshold
         scores = measure(target, predicted, iou_threshold=threshold, overlaps=overlaps)
         matches = matched_pairs_of(overlaps, iou_threshold=threshold)
-        curve = match_overlaps_at(overlaps, iou_thresholds=settings.curve_thresholds)
+        curve = MatchingCurve(match_overlaps_at(overlaps, iou_thresholds=settings.curve_thresholds))
         bins = None
         if settings.size_bin_edges is not None:
             bins = area_bins(object_matches_of(overlaps, matches), settings.size_bin_edges)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from segqc.data.pairing import QcPair
-from segqc.metrics.matching import MatchingStats
+from segqc.metrics.matching import MatchingCurve, MatchingStats
 from segqc.metrics.object_matches import AreaBins
 from segqc.metrics.scores import QcScores
 
@@ -47,9 +47,10 @@ class ImageOutcome:
         Things a user should know (a binary mask taken as connected components, ...).
     cached : bool
         Whether the prediction came from the prediction cache.
-    curve : tuple of MatchingStats or None
+    curve : MatchingCurve or None
         The image matched at every threshold of the accuracy curve
-        (:func:`segqc.checks.accuracy.curve_thresholds`).
+        (:func:`segqc.checks.accuracy.curve_thresholds`): a sequence of MatchingStats
+        kept compactly, since every image's curve is kept until the run ends.
     area_bins : AreaBins or None
         Ground-truth objects counted by area bin (``subgroups.object_size``), or None
         when no size bins are set.
@@ -64,7 +65,7 @@ class ImageOutcome:
     seconds: float = 0.0
     notes: tuple[str, ...] = ()
     cached: bool = False
-    curve: tuple[MatchingStats, ...] | None = None
+    curve: MatchingCurve | None = None
     area_bins: AreaBins | None = None
 
     @property
@@ -107,6 +108,7 @@ def outcome_from_dict(
         Path(raw_pair["target"]),
         raw_pair.get("group"),
     )
+    curve = data.get("curve")
     return ImageOutcome(
         pair=pair,
         scores=None if data["scores"] is None else QcScores.from_dict(data["scores"]),
@@ -117,6 +119,6 @@ def outcome_from_dict(
         seconds=float(data["seconds"]),
         notes=tuple(data.get("notes") or ()),
         cached=bool(data["cached"]),
-        curve=tuple(MatchingStats(**s) for s in data["curve"]) if data.get("curve") else None,
+        curve=MatchingCurve(MatchingStats(**stats) for stats in curve) if curve else None,
         area_bins=AreaBins.from_dict(data["area_bins"]) if data.get("area_bins") else None,
     )
