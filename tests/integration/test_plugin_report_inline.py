@@ -1,4 +1,5 @@
-"""Image panels reach the written report without passing through pytest-html's page."""
+"""segqc's sections and image panels reach the written report without passing through
+pytest-html's in-memory page."""
 
 import json
 
@@ -7,8 +8,9 @@ import pytest
 QC = ("--pyargs", "segqc.qc_tests")
 
 
-def test_pytest_html_renders_the_page_without_the_panels(pytester, make_qc):
-    """The panels never pass through pytest-html's in-memory page, only the file."""
+def test_pytest_html_renders_the_page_without_the_sections_or_panels(pytester, make_qc):
+    """The sections and panels never pass through pytest-html's in-memory page, only
+    the file: pytest-html sees one placeholder line."""
     pytester.makeconftest(
         """
         import json, pathlib, pytest
@@ -32,7 +34,9 @@ def test_pytest_html_renders_the_page_without_the_panels(pytester, make_qc):
     )
     assert result.ret == pytest.ExitCode.OK
     counts = json.loads((pytester.path / "page.json").read_text())
-    assert counts == {"pictures": 1, "deferred": 12}  # the accuracy figure; 3 images x 4 panels
+    assert counts == {"pictures": 0, "deferred": 1}
     html = (pytester.path / "qc-output" / "report.html").read_text(encoding="utf-8")
     assert "segqc-deferred-" not in html
-    assert html.count('src="data:image/') == 13
+    assert html.count('src="data:image/') == 13  # the accuracy figure; 3 images x 4 panels
+    assert html.count('id="segqc-metrics-table"') == 1
+    assert not [p.name for p in (pytester.path / "qc-output").iterdir() if p.suffix == ".section"]

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from segqc.checks.quality import undefined_metrics
-from segqc.report.inline import DeferredImages
+from segqc.report.inline import DeferredContent
 from segqc.report.selection import worst_images
 from segqc.report.store import INLINE_UP_TO
 from segqc.suite import IMAGE_ATTRIBUTE
@@ -85,7 +85,7 @@ class ReportPlugin:
         self.session = session
         self.report_path = report_path
         self.ours = ours
-        self.deferred = DeferredImages()
+        self.deferred = DeferredContent()
         self.pictures_written: list[Path] = []
 
     @pytest.hookimpl(optionalhook=True)
@@ -165,7 +165,7 @@ class ReportPlugin:
         prefix.append(self._render_or_explain())
 
     def _render_or_explain(self) -> str:
-        from segqc.report.render import render_failure, render_report
+        from segqc.report.render import render_failure, render_report_chunks
 
         session = self.session
         try:
@@ -175,7 +175,7 @@ class ReportPlugin:
             remove_pictures(folder)  # an earlier run's pictures describe other images
             store = session.panels
             pictures = folder if store is not None and len(store) > INLINE_UP_TO else None
-            return render_report(
+            chunks = render_report_chunks(
                 session.summary,
                 thresholds_text=session.loaded.text,
                 panels=store,
@@ -185,27 +185,34 @@ class ReportPlugin:
                 all_images=[pair.name for pair in session.pairs],
                 output_dir=session.settings.output,
             )
+            # Rendered into a file now, put into pytest-html's written page later: the
+            # sections never pass through pytest-html's in-memory page.
+            return self.deferred.section(chunks, self.report_path.parent)
         except Exception as exc:  # a report bug must not hide the QC outcome
             detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
             return render_failure(detail, session.settings.output)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, object, object]:
-        """Once pytest-html has written the report, put the image panels into it."""
-        result = yield  # pytest-html's own pytest_sessionfinish (trylast) writes the file
-        if len(self.deferred) and self.report_path.is_file():
-            try:
-                self.deferred.inline_into(self.report_path)
-            except OSError as exc:
-                reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-                if reporter is not None:
-                    reporter.write_line(
-                        f"segqc: {self.report_path}: could not put the image panels into "
-                        f"the report ({exc.strerror or exc}); the metrics and verdicts in it "
-                        "are complete",
-                        yellow=True,
-                    )
-        return result
+        """Once pytest-html has written the report, put segqc's sections and the image
+        panels into it."""
+        try:
+            result = yield  # pytest-html's own pytest_sessionfinish (trylast) writes the file
+            if self.deferred.pending and self.report_path.is_file():
+                try:
+                    self.deferred.inline_into(self.report_path)
+                except OSError as exc:
+                    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+                    if reporter is not None:
+                        reporter.write_line(
+                            f"segqc: {self.report_path}: could not put the QC sections into "
+                            f"the report ({exc.strerror or exc}); summary.json and "
+                            "metrics.csv are complete",
+                            yellow=True,
+                        )
+            return result
+        finally:
+            self.deferred.discard()  # a section pytest-html never wrote into a file
 
 
 def _defined(values: dict[str, float]) -> dict[str, float]:

@@ -21,12 +21,12 @@ from segqc.report.content import (
     verdict_counts,
 )
 from segqc.report.figures import accuracy_figure, file_data_uri
-from segqc.report.inline import DeferredImages
+from segqc.report.inline import DeferredContent
 from segqc.report.panels import FN_COLOUR, FP_COLOUR, ImageVisual, Panel, iou_legend
 from segqc.report.sections import check_sections
 from segqc.report.store import PanelStore, picture_files
 
-__all__ = ["render_failure", "render_report"]
+__all__ = ["render_failure", "render_report", "render_report_chunks"]
 
 #: Written by the loss-curve checks next to summary.json; shown when summary.json has
 #: a ``loss_curve`` record (so a stale file from an earlier run is never shown).
@@ -89,7 +89,7 @@ def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
 def _visuals(
     rows: list[Any],
     panels: PanelStore | None,
-    deferred: DeferredImages | None,
+    deferred: DeferredContent | None,
     pictures: Path | None,
     report_dir: Path | None,
 ) -> Iterator[dict[str, Any]]:
@@ -128,7 +128,7 @@ def _visual_of(
     name: str,
     index: int,
     panels: PanelStore | None,
-    deferred: DeferredImages | None,
+    deferred: DeferredContent | None,
     pictures: Path | None,
     report_dir: Path | None,
 ) -> ImageVisual | None:
@@ -166,18 +166,19 @@ def _colour(rgb: tuple[int, ...]) -> str:
     return "#{:02x}{:02x}{:02x}".format(*(int(c) for c in rgb))
 
 
-def render_report(
+def render_report_chunks(
     summary: Mapping[str, Any],
     *,
     thresholds_text: str,
     panels: PanelStore | None = None,
-    deferred: DeferredImages | None = None,
+    deferred: DeferredContent | None = None,
     pictures: Path | None = None,
     report_dir: Path | None = None,
     all_images: Sequence[str] = (),
     output_dir: Path | None = None,
-) -> str:
-    """All segqc sections of the report, as one HTML fragment.
+) -> Iterator[str]:
+    """All segqc sections of the report, as pieces of one HTML fragment, rendered as
+    they are asked for (the table of 10,000 images is never held whole).
 
     Parameters
     ----------
@@ -187,9 +188,9 @@ def render_report(
         The thresholds file as written, shown in full.
     panels : PanelStore, optional
         The images' panels (None: no pictures).
-    deferred : DeferredImages, optional
+    deferred : DeferredContent, optional
         Collects the panels as placeholders, to be put into the written file by
-        :meth:`DeferredImages.inline_into`.
+        :meth:`DeferredContent.inline_into`.
     pictures : Path, optional
         Write the panels as picture files into this folder (emptied first) and link
         them, relative to ``report_dir``, instead of putting them into the page.
@@ -200,10 +201,11 @@ def render_report(
     output_dir : Path, optional
         Where metrics.csv and summary.json are, for the page's footer.
 
-    Returns
-    -------
+    Yields
+    ------
     str
-        HTML rendered from ``resources/report/qc_report.jinja2`` with autoescaping.
+        Pieces of the HTML rendered from ``resources/report/qc_report.jinja2`` with
+        autoescaping, each ASCII.
     """
     if pictures is not None and pictures.is_dir():
         shutil.rmtree(pictures)
@@ -250,10 +252,17 @@ def render_report(
     )
     # One non-ASCII character (≥, ×, –) makes Python store the whole fragment at 2 bytes
     # per character; as character references the same page is ASCII, 1 byte per character.
-    page_text = io.StringIO()  # grows in place, unlike a list of every chunk to join
     for chunk in chunks:
         if not chunk.isascii():
             chunk = chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
+        yield chunk
+
+
+def render_report(summary: Mapping[str, Any], **options: Any) -> str:
+    """All segqc sections of the report, as one HTML string (see
+    :func:`render_report_chunks` for the parameters)."""
+    page_text = io.StringIO()  # grows in place, unlike a list of every chunk to join
+    for chunk in render_report_chunks(summary, **options):
         page_text.write(chunk)
     return page_text.getvalue()
 
