@@ -8,10 +8,12 @@ pytest-html itself, so pytest-xdist works.
 The sections are rendered from the summary.json document when pytest-html asks for its
 summary (``pytest_html_results_summary``, called from pytest-html's own
 ``pytest_sessionfinish``), so the report is written after failures, errors and Ctrl-C
-alike, showing what was evaluated. Image panels go into the page as placeholders and
-are put into the written file one image at a time (:mod:`segqc.report.inline`), or, for
-more than :data:`~segqc.report.store.INLINE_UP_TO` images, written as pictures into
-``report-images/`` beside it. A run that evaluates no image writes no report: the one
+alike, showing what was evaluated. The sections are rendered into a temporary file and
+pytest-html's page gets a placeholder line for them; image panels are placeholders
+too. Both are put into the written file a line and an image at a time
+(:mod:`segqc.report.inline`); the panels of more than
+:data:`~segqc.report.store.INLINE_UP_TO` images are written as pictures into
+``report-images/`` beside it instead. A run that evaluates no image writes no report: the one
 a finished run left stays as it was.
 """
 
