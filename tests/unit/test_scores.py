@@ -9,7 +9,8 @@ import pytest
 from stardist.matching import matching_dataset
 
 from segqc.metrics.pixel import foreground_overlap
-from segqc.metrics.scores import image_mean, measure, pool
+from segqc.metrics.catalogue import METRIC_KEYS
+from segqc.metrics.scores import image_mean, measure, metric_columns, pool
 
 RATIOS = ("precision", "recall", "accuracy", "f1", "mean_true_score", "mean_matched_score",
           "panoptic_quality")  # fmt: skip
@@ -70,3 +71,20 @@ def test_pooled_pixel_iou_sums_pixels_over_images():
     b = measure(np.ones((2, 3), np.uint8), np.zeros((2, 3), np.uint8))  # 0 / 6
     assert pool([a, b]).values()["pixel_iou"] == pytest.approx(4 / 10)
     assert image_mean([a, b])["pixel_iou"] == pytest.approx(0.5)
+
+
+def test_metric_columns_hold_every_metric_of_every_image_in_order():
+    rng = np.random.default_rng(7)
+    scores = [measure(*random_pair(rng), iou_threshold=0.5) for _ in range(4)]
+    columns = metric_columns(scores)
+    assert columns.shape == (len(METRIC_KEYS), 4)
+    assert columns.dtype == np.float64
+    for index, image in enumerate(scores):
+        values = image.values()
+        assert [columns[k, index] for k in range(len(METRIC_KEYS))] == [
+            float(values[key]) for key in METRIC_KEYS
+        ]
+    # each image weighs the same: the plain mean of the image's own values
+    mean = image_mean(scores)
+    for key in METRIC_KEYS:
+        assert mean[key] == float(np.mean([image.values()[key] for image in scores]))

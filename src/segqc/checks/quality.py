@@ -20,7 +20,7 @@ import numpy as np
 
 from segqc.checks.verdict import Outcome, Verdict, judge
 from segqc.metrics.catalogue import METRIC_KEYS, METRICS
-from segqc.metrics.scores import QcScores, pool
+from segqc.metrics.scores import QcScores, metric_columns, pool
 from segqc.pipeline.outcome import ImageOutcome
 from segqc.thresholds.schema import Limit, Thresholds
 
@@ -165,12 +165,15 @@ def defined_image_mean(scores: Sequence[QcScores]) -> dict[str, float]:
     """
     if not scores:
         raise ValueError("cannot average an empty list of images")
-    rows = [s.values() for s in scores]
-    undefined = [undefined_metrics(row) for row in rows]
+    columns = dict(zip(METRIC_KEYS, metric_columns(scores), strict=True))
+    undefined = [
+        undefined_metrics({"n_true": n_true, "n_pred": n_pred})
+        for n_true, n_pred in zip(columns["n_true"], columns["n_pred"], strict=True)
+    ]
     mean = {}
-    for key in METRIC_KEYS:
-        defined = [row[key] for row, skip in zip(rows, undefined, strict=True) if key not in skip]
-        mean[key] = float(np.mean(defined)) if defined else math.nan
+    for key, column in columns.items():
+        defined = np.fromiter((key not in skip for skip in undefined), bool, len(undefined))
+        mean[key] = float(np.mean(column[defined])) if defined.any() else math.nan
     return mean
 
 

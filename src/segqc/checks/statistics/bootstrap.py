@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from segqc.metrics.catalogue import METRIC_KEYS
-from segqc.metrics.scores import QcScores, image_mean, pool
+from segqc.metrics.scores import QcScores, image_mean, metric_columns, pool
 
 __all__ = [
     "COUNT_COLUMNS",
@@ -226,8 +226,7 @@ def _replicates(
     scores: Sequence[QcScores], blocks: Iterable[np.ndarray]
 ) -> dict[str, dict[str, np.ndarray]]:
     """Pooled and image-mean metrics of every replicate, re-pooled a block at a time."""
-    per_image = [s.values() for s in scores]  # a dict of every metric: build each once
-    values = np.array([[v[k] for k in METRIC_KEYS] for v in per_image], dtype=np.float64)
+    values = np.ascontiguousarray(metric_columns(scores).T)  # (n_images, metrics)
     pooled: dict[str, list[np.ndarray]] = {}
     means: list[np.ndarray] = []
     for weights in blocks:
