@@ -14,16 +14,17 @@ never reached the outputs fails the session (exit code 1).
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from segqc.checks.quality import iter_verdicts
-from segqc.data.writing import OutputError, atomic_write_text, write_json
+from segqc.checks.verdict import Verdict
+from segqc.data.writing import OutputError, atomic_write_lines, write_json
 from segqc.outputs.summary import build_summary, qc_content_hash, run_status
-from segqc.outputs.tables import metrics_csv_text
+from segqc.outputs.tables import metrics_csv_lines
 from segqc.outputs.terminal import summary_lines
 from segqc.predict.model_folder import sha256_of
 from segqc.session import QcSession
@@ -153,8 +154,12 @@ class QcGate:
         outcomes = qc.outcomes
         dataset = qc.dataset()
         accuracy = qc.accuracy()
-        limits = [*iter_verdicts(outcomes, dataset, qc.limits)]
-        limits += list(accuracy.verdicts) if accuracy else []
+
+        def limits() -> Iterator[Verdict]:
+            # judged again on each read of summary.json's limits (see outputs.summary.Records)
+            yield from iter_verdicts(outcomes, dataset, qc.limits)
+            yield from accuracy.verdicts if accuracy else ()
+
         sections: dict[str, Any] = {}
         for found in config.hook.pytest_segqc_summary_section(session=qc):
             sections.update(found or {})
@@ -162,7 +167,7 @@ class QcGate:
             interrupted=exitstatus == pytest.ExitCode.INTERRUPTED,
             complete=qc.complete,
             any_evaluated=bool(outcomes),
-            broken=any(v.outcome == "fail" for v in limits),
+            broken=any(v.outcome == "fail" for v in limits()),
             errors=any(o.error for o in outcomes),
             exitstatus=exitstatus,
         )
@@ -209,22 +214,20 @@ class QcGate:
         assert qc.output is not None
         self.problems += qc.store_problems
         self.problems += qc.output.prune_predictions()
-        rows = [(o.pair.name, o.scores.values()) for o in qc.outcomes if o.scores is not None]
+        # read a row at a time as metrics.csv is written
+        rows = ((o.pair.name, o.scores.values()) for o in qc.outcomes if o.scores is not None)
         folder = qc.output.path
         loss = summary.get("loss_curve") or {}
         if loss.get("figure"):
             self.written.append(Path(loss["figure"]))
         if loss.get("figure_error"):
             self.problems.append(str(loss["figure_error"]))
-        for path, text in (
-            (folder / "metrics.csv", lambda: metrics_csv_text(rows)),
-            (folder / "summary.json", None),
+        for write in (
+            lambda: atomic_write_lines(folder / "metrics.csv", metrics_csv_lines(rows)),
+            lambda: write_json(folder / "summary.json", summary),
         ):
             try:
-                if text is None:
-                    self.written.append(write_json(path, summary))
-                else:
-                    self.written.append(atomic_write_text(path, text()))
+                self.written.append(write())
             except OutputError as exc:
                 self.problems.append(str(exc))
 

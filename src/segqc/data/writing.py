@@ -12,7 +12,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -21,6 +21,7 @@ import numpy as np
 __all__ = [
     "OutputError",
     "atomic_write_bytes",
+    "atomic_write_lines",
     "atomic_write_text",
     "encode_label_image",
     "write_json",
@@ -84,6 +85,23 @@ def atomic_write_text(path: Path, text: str, *, durable: bool = True) -> Path:
     return atomic_write_bytes(path, text.encode("utf-8"), durable=durable)
 
 
+def atomic_write_lines(path: Path, lines: Iterable[str]) -> Path:
+    """Write UTF-8 text a piece at a time, atomically (see :func:`atomic_write_bytes`).
+
+    ``lines`` is read once, as it is written: metrics.csv of 10,000 images is never
+    held as one string.
+
+    Raises
+    ------
+    OutputError
+        Writing failed; ``path`` is left as it was.
+    """
+    with _atomic_file(path) as handle:
+        for line in lines:
+            handle.write(line.encode("utf-8"))
+    return path
+
+
 def write_json(path: Path, data: Mapping[str, Any]) -> Path:
     """Write ``data`` as JSON indented by 2, atomically; NaN and infinity are written as null.
 
@@ -105,24 +123,32 @@ def write_json(path: Path, data: Mapping[str, Any]) -> Path:
 
 def _json_chunks(value: Any, indent: str, *, depth: int) -> Iterator[str]:
     """``value`` as JSON indented by 2 after ``indent``, in pieces: one per item of the
-    containers ``depth`` levels down, each item encoded by :func:`json.dumps`."""
+    containers ``depth`` levels down, each item encoded by :func:`json.dumps`.
+
+    Any sequence is written as a JSON list, read once, in order: summary.json's
+    ``images`` are built as they are read (:class:`segqc.outputs.summary.Records`).
+    """
     inner = indent + "  "
-    if depth > 0 and isinstance(value, Mapping) and value:
+    if depth > 0 and isinstance(value, Mapping):
         separator = "{"
         for key, item in value.items():
             yield f"{separator}\n{inner}{json.dumps(str(key))}: "
             yield from _json_chunks(item, inner, depth=depth - 1)
             separator = ","
-        yield f"\n{indent}}}"
-    elif depth > 0 and isinstance(value, list | tuple) and value:
+        yield "{}" if separator == "{" else f"\n{indent}}}"
+    elif depth > 0 and _is_list(value):
         separator = "["
         for item in value:
             yield f"{separator}\n{inner}"
             yield from _json_chunks(item, inner, depth=depth - 1)
             separator = ","
-        yield f"\n{indent}]"
+        yield "[]" if separator == "[" else f"\n{indent}]"
     else:
         yield json.dumps(_json_safe(value), indent=2).replace("\n", "\n" + indent)
+
+
+def _is_list(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, str | bytes | bytearray)
 
 
 def _json_safe(value: Any) -> Any:
@@ -130,7 +156,7 @@ def _json_safe(value: Any) -> Any:
         return None
     if isinstance(value, Mapping):
         return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
+    if _is_list(value):
         return [_json_safe(v) for v in value]
     if isinstance(value, np.generic):
         return _json_safe(value.item())

@@ -22,14 +22,19 @@ Schema (``schema_version`` 1) — documented in docs/outputs.md:
 * the checks' sections, through the ``pytest_segqc_summary_section`` hook:
   ``statistics``, ``regression``, ``robustness``, ``leakage``, ``subgroups`` (null when
   the check did not run)
+
+``images`` and ``limits`` grow with the QC set; in the document they are :class:`Records`,
+built from the outcomes and the limits each time they are read, so that the summary of
+10,000 images is not 40 MB of dicts held to be written once (see :class:`Records`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import itertools
 import platform
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
@@ -44,6 +49,7 @@ from segqc.thresholds import LoadedThresholds
 
 __all__ = [
     "SCHEMA_VERSION",
+    "Records",
     "build_summary",
     "image_record",
     "package_versions",
@@ -96,6 +102,64 @@ SECTION_ORDER: tuple[str, ...] = (
 )  # fmt: skip
 
 
+class Records(Sequence[dict[str, Any]]):
+    """A list of summary.json records that are built each time they are read.
+
+    The document holds a record per image (``images``) and per verdict (``limits``):
+    about 4 KB per image, 40 MB at 10,000 images, held only to be written to
+    summary.json and read once by the report and the terminal summary. A ``Records``
+    keeps what the records are made of (the outcomes, the limits in force) and builds
+    each record when it is read, so the document costs no more memory than the outcomes
+    it describes. Every read gives the same records, since they follow from data that
+    no longer changes when the document is built.
+
+    It reads like a list: ``len``, iteration, indexing (by walking the records; the
+    document is read in order) and ``==`` with a list. Each read builds fresh dicts:
+    changing one changes neither the document nor summary.json.
+
+    Parameters
+    ----------
+    make : callable
+        Returns an iterator over the records, in order, on each call.
+    length : int, optional
+        The number of records, when known without building them.
+    """
+
+    __slots__ = ("_length", "_make")
+
+    def __init__(
+        self, make: Callable[[], Iterable[dict[str, Any]]], length: int | None = None
+    ) -> None:
+        self._make = make
+        self._length = length
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return iter(self._make())
+
+    def __len__(self) -> int:
+        if self._length is None:
+            self._length = sum(1 for _ in self._make())
+        return self._length
+
+    def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return list(self)[index]
+        position = index + len(self) if index < 0 else index
+        if not 0 <= position < len(self):
+            raise IndexError(f"record {index} of {len(self)}")
+        return next(itertools.islice(self._make(), position, None))
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]  # equal to a list, so unhashable like one
+
+    def __repr__(self) -> str:
+        return f"<Records: {len(self)} summary.json records>"
+
+
 def image_record(outcome: ImageOutcome) -> dict[str, Any]:
     """One image of summary.json's ``images`` list."""
     return {
@@ -124,7 +188,7 @@ def build_summary(
     iou_threshold: float,
     outcomes: Sequence[ImageOutcome],
     dataset: DatasetOutcome,
-    limits: Iterable[Verdict],
+    limits: Callable[[], Iterable[Verdict]],
     accuracy: AccuracyCurve | None,
     tests: Mapping[str, int],
     sections: Mapping[str, Any],
@@ -146,11 +210,12 @@ def build_summary(
     iou_threshold : float
         The matching threshold.
     outcomes : sequence of ImageOutcome
-        Every image with an outcome, in QC order.
+        Every image with an outcome, in QC order; ``images`` is built from it when read.
     dataset : DatasetOutcome
         The pooled and image-mean scores.
-    limits : iterable of Verdict
-        Every metric-limit verdict (per image, pooled, image mean, ``aggregate_at``).
+    limits : callable
+        Returns every metric-limit verdict (per image, pooled, image mean,
+        ``aggregate_at``), in order, on each call; ``limits`` is built from it when read.
     accuracy : AccuracyCurve or None
         The accuracy curve.
     tests : mapping
@@ -158,6 +223,7 @@ def build_summary(
     sections : mapping
         The checks' sections (``pytest_segqc_summary_section``).
     """
+    evaluated = tuple(outcomes)
     document: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION,
         "segqc_version": __version__,
@@ -172,13 +238,13 @@ def build_summary(
             "content": loaded.thresholds.model_dump(exclude_none=True),
         },
         "matching": {"iou_threshold": iou_threshold},
-        "images": [image_record(o) for o in outcomes],
+        "images": Records(lambda: map(image_record, evaluated), len(evaluated)),
         "aggregate": {
             "n_images": dataset.n_images,
             "pooled": dataset.pooled.values() if dataset.pooled else None,
             "image_mean": dataset.mean,
         },
-        "limits": [v.as_dict() for v in limits],
+        "limits": Records(lambda: (verdict.as_dict() for verdict in limits())),
         "accuracy_vs_iou": accuracy.as_dict() if accuracy else None,
         "tests": dict(tests),
     }
