@@ -8,9 +8,10 @@ from the files on disk (:mod:`segqc.report.panels`, :mod:`segqc.report.figures`)
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from segqc.checks.accuracy import CURVE_METRICS
 from segqc.checks.quality import NEGATIVE_CONTROL_RULE, undefined_metrics
@@ -20,6 +21,7 @@ __all__ = [
     "Cell",
     "HeaderRow",
     "MetricsRow",
+    "MetricsTable",
     "accuracy_rows",
     "header_rows",
     "image_statuses",
@@ -92,27 +94,64 @@ class HeaderRow:
     extra: str | None = None
 
 
+class _Limit(NamedTuple):
+    """What a table cell shows of one verdict: its outcome and the limit it was held to.
+
+    ``message`` is kept only for a rule's verdict (a negative control), the one kind
+    whose message the cell's title shows; the others' titles are written from the
+    cell's own value.
+    """
+
+    metric: str
+    outcome: str
+    min: float | None
+    max: float | None
+    level: str
+    key: str
+    rule: str | None
+    message: str
+
+
 @dataclass
 class _Verdicts:
-    by_cell: dict[tuple[str, str, str], list[Mapping[str, Any]]] = field(default_factory=dict)
+    """The verdicts of summary.json's ``limits``, by table row (scope, subject).
+
+    Only :class:`_Limit`'s fields are kept, and strings that repeat from row to row
+    (``per_image.f1``) once: for 10,000 images the index is a few MB, not the 30,000
+    verdict records it is read from.
+    """
+
+    by_row: dict[tuple[str, str], tuple[_Limit, ...]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, limits: Iterable[Mapping[str, Any]]) -> _Verdicts:
-        found = cls()
+        found: dict[tuple[str, str], list[_Limit]] = {}
+        shared: dict[str, str] = {}
         for verdict in limits:
-            cell = (verdict["scope"], verdict["subject"], verdict["metric"])
-            found.by_cell.setdefault(cell, []).append(verdict)
-        return found
+            rule = verdict.get("rule")
+            limit = _Limit(
+                shared.setdefault(verdict["metric"], verdict["metric"]),
+                verdict["outcome"],
+                verdict.get("min"),
+                verdict.get("max"),
+                shared.setdefault(verdict["level"], verdict["level"]),
+                shared.setdefault(verdict["key"], verdict["key"]),
+                rule,
+                verdict["message"] if rule is not None else "",
+            )
+            found.setdefault((verdict["scope"], verdict["subject"]), []).append(limit)
+        return cls({row: tuple(limits) for row, limits in found.items()})
 
-    def of_cell(self, scope: str, subject: str, metric: str) -> list[Mapping[str, Any]]:
-        return self.by_cell.get((scope, subject, metric), [])
+    def of_cell(self, scope: str, subject: str, metric: str) -> list[_Limit]:
+        return [limit for limit in self.by_row.get((scope, subject), ()) if limit.metric == metric]
 
     def worst(self, scope: str, subject: str) -> str:
         """The worst outcome of the verdicts on a row's cells (``pass`` without any)."""
+        metrics = {spec.key for spec in METRICS}
         outcomes = [
-            verdict["outcome"]
-            for spec in METRICS
-            for verdict in self.of_cell(scope, subject, spec.key)
+            limit.outcome
+            for limit in self.by_row.get((scope, subject), ())
+            if limit.metric in metrics
         ]
         return max(outcomes, key=lambda o: _RANK[o]) if outcomes else "pass"
 
@@ -125,29 +164,29 @@ def _fmt(value: Any, kind: str) -> str:
     return f"{float(value):.3f}"
 
 
-def _bound_text(verdict: Mapping[str, Any]) -> str:
+def _bound_text(limit: _Limit) -> str:
     parts = []
-    if verdict.get("min") is not None:
-        parts.append(f"min {verdict['min']:g}")
-    if verdict.get("max") is not None:
-        parts.append(f"max {verdict['max']:g}")
+    if limit.min is not None:
+        parts.append(f"min {limit.min:g}")
+    if limit.max is not None:
+        parts.append(f"max {limit.max:g}")
     return ", ".join(parts)
 
 
-def _cell(metric: str, value: Any, verdicts: list[Mapping[str, Any]]) -> Cell:
+def _cell(metric: str, value: Any, verdicts: list[_Limit]) -> Cell:
     text = _fmt(value, metric_spec(metric).kind)
     if not verdicts:
         return Cell(metric, text)
-    worst = max(verdicts, key=lambda v: _RANK[v["outcome"]])
+    worst = max(verdicts, key=lambda v: _RANK[v.outcome])
     titles = [
-        f"{v['outcome'].upper()}: {v['message']}"
-        if v.get("rule") == NEGATIVE_CONTROL_RULE
-        else f"{v['outcome'].upper()}: {metric} = {text}, limit {_bound_text(v)} "
-        f"({'level warn, ' if v['level'] == 'warn' else ''}thresholds.yaml {v['key']})"
+        f"{v.outcome.upper()}: {v.message}"
+        if v.rule == NEGATIVE_CONTROL_RULE
+        else f"{v.outcome.upper()}: {metric} = {text}, limit {_bound_text(v)} "
+        f"({'level warn, ' if v.level == 'warn' else ''}thresholds.yaml {v.key})"
         for v in verdicts
     ]
-    limit = _bound_text(worst) if worst["outcome"] != "pass" else None
-    return Cell(metric, text, worst["outcome"], limit, "\n".join(titles))
+    limit = _bound_text(worst) if worst.outcome != "pass" else None
+    return Cell(metric, text, worst.outcome, limit, "\n".join(titles))
 
 
 def _status(cells: Iterable[Cell]) -> str:
@@ -162,26 +201,58 @@ def _row(
     return MetricsRow(subject, kind, status, scope=scope, values=values, verdicts=found)
 
 
-def metrics_rows(summary: Mapping[str, Any]) -> list[MetricsRow]:
+class MetricsTable:
+    """The rows of the quality-metrics table, built each time the table is read.
+
+    One row per image (in QC order), then the pooled and the image-mean rows. A row
+    and its values exist only while it is read: the table of 10,000 images is written
+    without 10,000 rows in memory, and read as often as the report needs (statuses,
+    folded rows, the table, the visual assessment).
+
+    Parameters
+    ----------
+    summary : mapping
+        The summary.json document.
+    """
+
+    def __init__(self, summary: Mapping[str, Any]) -> None:
+        self._images = summary["images"]
+        self._aggregate = summary["aggregate"]
+        self._verdicts = _Verdicts.of(summary["limits"])
+
+    def __iter__(self) -> Iterator[MetricsRow]:
+        found = self._verdicts
+        for image in self._images:
+            if image["metrics"] is None:
+                yield MetricsRow(image["name"], "image", "error", error=image["error"])
+            else:
+                yield _row(image["name"], "image", "per_image", image["metrics"], found)
+        aggregate = self._aggregate
+        if aggregate["pooled"] is not None:
+            yield _row("pooled", "pooled", "aggregate", aggregate["pooled"], found)
+        if aggregate["image_mean"] is not None:
+            yield _row("image mean", "image mean", "image_mean", aggregate["image_mean"], found)
+
+    def __len__(self) -> int:
+        aggregate = self._aggregate
+        return len(self._images) + sum(
+            aggregate[key] is not None for key in ("pooled", "image_mean")
+        )
+
+
+def metrics_rows(summary: Mapping[str, Any]) -> MetricsTable:
     """One row per image (in QC order), then the pooled and the image-mean rows.
 
     On a negative control (an image whose ground truth has no object) the ratios that
     are 0/0 read ``n/a`` and its ``n_pred`` cell carries the negative-control verdict;
     image-mean values undefined on every image (null in summary.json) read ``n/a`` too.
+
+    Returns
+    -------
+    MetricsTable
+        The rows, built each time they are read (see :class:`MetricsTable`).
     """
-    found = _Verdicts.of(summary["limits"])
-    rows = []
-    for image in summary["images"]:
-        if image["metrics"] is None:
-            rows.append(MetricsRow(image["name"], "image", "error", error=image["error"]))
-        else:
-            rows.append(_row(image["name"], "image", "per_image", image["metrics"], found))
-    aggregate = summary["aggregate"]
-    if aggregate["pooled"] is not None:
-        rows.append(_row("pooled", "pooled", "aggregate", aggregate["pooled"], found))
-    if aggregate["image_mean"] is not None:
-        rows.append(_row("image mean", "image mean", "image_mean", aggregate["image_mean"], found))
-    return rows
+    return MetricsTable(summary)
 
 
 def image_statuses(rows: Iterable[MetricsRow]) -> dict[str, str]:
@@ -194,8 +265,9 @@ def verdict_counts(summary: Mapping[str, Any], statuses: Mapping[str, str]) -> d
     counts = {f"images_{s}": 0 for s in ("pass", "warn", "fail", "error")}
     for status in statuses.values():
         counts[f"images_{status}"] += 1
+    outcomes = Counter(verdict["outcome"] for verdict in summary["limits"])
     for outcome in ("pass", "warn", "fail"):
-        counts[f"limits_{outcome}"] = sum(v["outcome"] == outcome for v in summary["limits"])
+        counts[f"limits_{outcome}"] = outcomes[outcome]
     counts["images"] = summary["qc"]["n_pairs"]
     counts["evaluated"] = sum(1 for s in statuses.values() if s != "error")
     return counts
@@ -296,7 +368,7 @@ def accuracy_rows(summary: Mapping[str, Any]) -> list[dict[str, Any]]:
         scope = f"aggregate_at.{threshold:g}"
         subject = f"pooled at IoU {threshold:g}"
         cells = [
-            _cell(key, stats[key], found.by_cell.get((scope, subject, key), []))
+            _cell(key, stats[key], found.of_cell(scope, subject, key))
             for key in (*CURVE_METRICS, "tp", "fp", "fn")
         ]
         rows.append(

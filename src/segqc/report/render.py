@@ -6,7 +6,7 @@ import functools
 import io
 import os
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def _loss_section(summary: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def _visuals(
-    rows: list[Any],
+    rows: Iterable[MetricsRow],
     panels: PanelStore | None,
     deferred: DeferredContent | None,
     pictures: Path | None,
@@ -100,7 +100,7 @@ def _visuals(
     generator, so the report holds the panels of one image at a time besides the HTML
     rendered so far.
     """
-    image_rows = [row for row in rows if row.kind == "image"]
+    image_rows = (row for row in rows if row.kind == "image")
     listed = _visual_names(rows, panels)
     for index, row in enumerate(image_rows, start=1):
         if row.subject not in listed:
@@ -116,7 +116,7 @@ def _visuals(
         }
 
 
-def _visual_names(rows: list[Any], panels: PanelStore | None) -> frozenset[str]:
+def _visual_names(rows: Iterable[MetricsRow], panels: PanelStore | None) -> frozenset[str]:
     """The images listed in the visual assessment (see :func:`_visuals`)."""
     names = [row.subject for row in rows if row.kind == "image"]
     if panels is None or all(name in panels for name in names):
@@ -240,7 +240,7 @@ def render_report_chunks(
             ),
             visuals=_visuals(rows, panels, deferred, pictures, report_dir),
             visual_names=_visual_names(rows, panels),
-            n_images=len([row for row in rows if row.kind == "image"]),
+            n_images=sum(1 for row in rows if row.kind == "image"),
             n_with_panels=len(panels) if panels is not None else 0,
             pictures_folder=pictures.name if pictures is not None else None,
             iou_threshold=matching_threshold,
@@ -267,7 +267,7 @@ def render_report(summary: Mapping[str, Any], **options: Any) -> str:
     return page_text.getvalue()
 
 
-def _folded_rows(rows: Sequence[MetricsRow], page: int) -> frozenset[str]:
+def _folded_rows(rows: Iterable[MetricsRow], page: int) -> frozenset[str]:
     """The passing images after the first ``page``: hidden until the reader asks.
 
     Every failed, warned or unevaluated image stays in view, whatever the table's size;
