@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from stardist.matching import matching_dataset
 
-from segqc.metrics.pixel import foreground_overlap
 from segqc.metrics.catalogue import METRIC_KEYS
+from segqc.metrics.pixel import foreground_overlap
 from segqc.metrics.scores import image_mean, measure, metric_columns, pool
 
 RATIOS = ("precision", "recall", "accuracy", "f1", "mean_true_score", "mean_matched_score",
