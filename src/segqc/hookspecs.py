@@ -26,11 +26,12 @@ __all__ = [
 def pytest_segqc_make_predictor(config: pytest.Config, model_dir: Path, role: str) -> Any:
     """Return a :class:`segqc.predict.Predictor` for a model folder, or None.
 
-    Called at configure time for ``--model DIR`` (``role="model"``) and for
-    ``--baseline-model DIR`` (``role="baseline"``), before segqc inspects the folder as a
-    StarDist model, so a plugin can test another kind of model (or a test double) with
-    the same QC suite. The first non-None result wins; None keeps segqc's StarDist
-    predictor.
+    Called at configure time for ``--model DIR`` (``role="model"``), for
+    ``--baseline-model DIR`` (``role="baseline"``) and, with ``--compare-device``, for
+    the second predictor of the model under test (``role="compare"``, ``model_dir`` the
+    ``--model`` folder), before segqc inspects the folder as a StarDist model, so a
+    plugin can test another kind of model (or a test double) with the same QC suite. The
+    first non-None result wins; None keeps segqc's StarDist predictor.
     """
 
 
@@ -53,6 +54,6 @@ def pytest_segqc_summary_section(session: QcSession) -> dict[str, Any] | None:
 
     Called once per session, after :func:`pytest_segqc_session_finish`. segqc's own
     sections (``loss_curve``, ``statistics``, ``regression``, ``robustness``,
-    ``leakage``, ``subgroups``) come in a fixed order; others follow in the order of
-    their keys. A key that segqc itself writes cannot be replaced.
+    ``leakage``, ``subgroups``, ``device_agreement``) come in a fixed order; others
+    follow in the order of their keys. A key that segqc itself writes cannot be replaced.
     """

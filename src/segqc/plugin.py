@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from segqc.checks.robustness.perturbations import Perturbation, RobustnessResult
     from segqc.checks.statistics.plugin import StatisticsOutcome
     from segqc.checks.subgroups.grouping import GroupOutcome, SizeBinOutcome
+    from segqc.checks.verdict import Verdict
     from segqc.data.pairing import QcPair
     from segqc.pipeline.outcome import ImageOutcome
     from segqc.session import QcSession
@@ -36,7 +37,9 @@ __all__ = [
     "SESSION",
     "loss_curve",
     "qc_accuracy",
+    "qc_compared_pair",
     "qc_dataset",
+    "qc_device_agreement",
     "qc_image",
     "qc_image_group",
     "qc_leakage",
@@ -78,6 +81,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="where to predict: auto (a GPU if TensorFlow sees one), cpu or gpu [default: auto]",
     )
     parser.addini("qc_device", "segqc: auto, cpu or gpu", default=None)
+    group.addoption(
+        "--compare-device",
+        dest="qc_compare_device",
+        choices=("cpu", "gpu"),
+        default=None,
+        help="predict each image a second time on this device and limit how far the two "
+        "predictions differ (device_agreement: in thresholds.yaml)",
+    )
     group.addoption(
         "--no-cache",
         dest="qc_no_cache",
@@ -185,6 +196,7 @@ def _plugins_of(config: pytest.Config, session: QcSession) -> list[tuple[str, ob
     section comes before the regression check's.
     """
     from segqc import xdist
+    from segqc.checks.agreement.plugin import AgreementPlugin
     from segqc.checks.leakage.plugin import LeakagePlugin
     from segqc.checks.loss.plugin import LossPlugin
     from segqc.checks.regression.plugin import RegressionPlugin
@@ -200,6 +212,7 @@ def _plugins_of(config: pytest.Config, session: QcSession) -> list[tuple[str, ob
         ("segqc-statistics", StatisticsPlugin()),
         ("segqc-loss", LossPlugin(session)),
         ("segqc-robustness", RobustnessPlugin(session, inactive)),
+        ("segqc-agreement", AgreementPlugin(session, inactive)),
         ("segqc-leakage", LeakagePlugin(session, inactive)),
         ("segqc-subgroups", SubgroupsPlugin(session, inactive)),
         ("segqc-report", enable_report(config, session)),
@@ -377,6 +390,20 @@ def qc_robustness(
 ) -> RobustnessResult:
     """Predict one perturbed QC image and compare its metrics with the original's."""
     return qc_session.robustness_result(*qc_perturbation)
+
+
+@pytest.fixture
+def qc_compared_pair(request: pytest.FixtureRequest) -> QcPair:
+    """The QC pair of one device-agreement test."""
+    return request.param
+
+
+@pytest.fixture
+def qc_device_agreement(qc_session: QcSession, qc_compared_pair: QcPair) -> list[Verdict]:
+    """One image's device-agreement verdicts (``--compare-device``)."""
+    from segqc.checks.agreement.plugin import image_agreement
+
+    return image_agreement(qc_session, qc_compared_pair)
 
 
 @pytest.fixture(scope="session")

@@ -126,6 +126,8 @@ class QcSession:
         What the regression checks compare with.
     robustness : RobustnessSettings or None
         The perturbations asked for (``--robustness`` or ``robustness:``).
+    second_predictor : Predictor or None
+        Predicts each image again on another device (``--compare-device``).
     role : {"single", "controller", "worker"}
         This process's part in a pytest-xdist run.
     output : OutputFolder or None
@@ -149,6 +151,7 @@ class QcSession:
         robustness: RobustnessSettings | None,
         role: Role,
         output: OutputFolder | None,
+        second_predictor: Predictor | None = None,
     ) -> None:
         self.settings = settings
         self.loaded = loaded
@@ -158,6 +161,7 @@ class QcSession:
         self.model_folder = model_folder
         self.baseline = baseline
         self.robustness = robustness
+        self.second_predictor = second_predictor
         self.role = role
         self.output = output
         self.panels: PanelStore | None = None
@@ -388,7 +392,11 @@ class QcSession:
             predictor = baseline.predictor
             settings = dataclasses.replace(settings, model=baseline.model_folder)
         outcome = evaluate_image(
-            pair, predictor=predictor, settings=settings, on_measured=keep_arrays
+            pair,
+            predictor=predictor,
+            settings=settings,
+            on_measured=keep_arrays,
+            second_predictor=self.second_predictor if kind == "image" else None,
         )
         return ImageFinding(
             kind,
@@ -537,6 +545,9 @@ def open_session(config: pytest.Config, settings: Settings, *, role: Role) -> Qc
             predictor, model_folder = _model_predictor(
                 config, settings, loaded, settings.model, "model", role
             )
+        second_predictor = None
+        if settings.compare_device is not None:
+            second_predictor = _second_predictor(config, settings, loaded)
         baseline = _baseline(config, settings, loaded, pairs, role)
         robustness = _robustness(settings, loaded)
         _check_training_data(settings)
@@ -556,6 +567,7 @@ def open_session(config: pytest.Config, settings: Settings, *, role: Role) -> Qc
         robustness=robustness,
         role=role,
         output=output,
+        second_predictor=second_predictor,
     )
 
 
@@ -645,6 +657,40 @@ def _model_predictor(
     parameters = resolve_parameters(folder, loaded.thresholds.prediction)
     stardist = StarDistPredictor(folder, parameters, device=settings.device)
     return _with_cache(settings, stardist, role), folder
+
+
+def _second_predictor(
+    config: pytest.Config, settings: Settings, loaded: LoadedThresholds
+) -> Predictor:
+    """The predictor of ``--compare-device``: a plugin's (``role="compare"``), else the
+    model under test again, its predictions placed on the other device. Never cached:
+    the point is to predict again."""
+    assert settings.model is not None and settings.compare_device is not None
+    custom = config.hook.pytest_segqc_make_predictor(
+        config=config, model_dir=settings.model, role="compare"
+    )
+    if custom is not None:
+        return custom
+    try:
+        folder = inspect_model_folder(settings.model)
+    except ModelFolderError as exc:
+        raise SessionError(f"--compare-device: {exc}") from None
+    if importlib.util.find_spec("tensorflow") is None:
+        raise SessionError(
+            "TensorFlow is not installed, so --compare-device cannot predict; "
+            "pip install 'segqc[cpu]' (or 'segqc[gpu]')"
+        )
+    from segqc.predict.stardist import StarDistPredictor, placed_device, resolve_parameters
+
+    if settings.compare_device == "gpu":
+        try:
+            placed_device("gpu")  # fail now, at configure time, rather than after collection
+        except DeviceError as exc:
+            raise SessionError(str(exc)) from None
+    parameters = resolve_parameters(folder, loaded.thresholds.prediction)
+    return StarDistPredictor(
+        folder, parameters, device=settings.device, placement=settings.compare_device
+    )
 
 
 def _with_cache(settings: Settings, predictor: Any, role: Role) -> Predictor:

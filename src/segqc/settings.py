@@ -98,6 +98,7 @@ class Settings:
     no_cache: bool = False
     overwrite: bool = False
     device: Literal["auto", "cpu", "gpu"] = "auto"
+    compare_device: Literal["cpu", "gpu"] | None = None
     baseline: Path | None = None
     baseline_model: Path | None = None
     update_baseline: bool = False
@@ -146,6 +147,7 @@ class Settings:
             no_cache=bool(config.getoption("qc_no_cache")),
             overwrite=reader.flag("qc_overwrite"),
             device=device,  # type: ignore[arg-type]
+            compare_device=config.getoption("qc_compare_device", None),
             baseline=path("qc_baseline"),
             baseline_model=path("qc_baseline_model"),
             update_baseline=reader.flag("qc_update_baseline"),
@@ -174,6 +176,16 @@ class Settings:
             raise SettingsError(
                 "--qc-source and --qc-target are required with --model "
                 "(--qc-target with --predictions), or set qc_source/qc_target in the ini file"
+            )
+        if self.compare_device is not None and self.model is None:
+            raise SettingsError(
+                f"--compare-device {self.compare_device} predicts each image a second time; "
+                "it needs --model (predictions read from a folder have no device)"
+            )
+        if self.compare_device == "gpu" and self.device == "cpu":
+            raise SettingsError(
+                "--device cpu hides the GPUs from TensorFlow, so --compare-device gpu "
+                "cannot use one; compare the other way: --device gpu --compare-device cpu"
             )
         if self.update_baseline and self.baseline is None:
             raise SettingsError("--update-baseline needs --baseline PATH: the file to write")

@@ -22,6 +22,7 @@ QC_FIXTURES = frozenset(
         "qc_regression",
         "qc_statistics",
         "qc_robustness",
+        "qc_device_agreement",
         "qc_leakage",
         "qc_size_bin",
         "qc_image_group",

@@ -65,8 +65,9 @@ def test_curve_in_summary_and_aggregate_at_gate(pytester, squares_qc, thresholds
 def test_aggregate_at_test_is_deselected_without_limits(pytester, squares_qc, thresholds_file):
     limits = thresholds_file("per_image:\n  f1: {min: 0.5}\n")
     result = pytester.runpytest(*QC, *squares_qc, f"--thresholds={limits}", "-p", "no:html")
-    # 1 aggregate_at test + the robustness, leakage, size-bin and image-group tests
-    result.assert_outcomes(passed=2, skipped=2 + OPTIONAL_SKIPPED, deselected=1 + 4)
+    # 1 aggregate_at test + the robustness, leakage, size-bin, image-group and
+    # device-agreement tests
+    result.assert_outcomes(passed=2, skipped=2 + OPTIONAL_SKIPPED, deselected=1 + 5)
     summary = json.loads((pytester.path / "qc-output" / "summary.json").read_text())
     assert summary["accuracy_vs_iou"]["limits"] == []
     assert len(summary["accuracy_vs_iou"]["pooled"]) == 9

@@ -112,5 +112,6 @@ def test_bad_groups_file_is_a_usage_error(pytester):
 def test_without_groups_or_bins_no_subgroup_tests_run(pytester, make_qc):
     qc = make_qc(2, root=pytester.path / "qc")
     result = pytester.runpytest(*QC, f"--predictions={qc.predictions}", f"--qc-target={qc.target}")
-    # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group
-    result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 4)
+    # deselected: aggregate_at (no limits) + robustness, leakage, size-bin, image-group,
+    # device agreement
+    result.assert_outcomes(passed=4, skipped=OPTIONAL_SKIPPED, deselected=1 + 5)

@@ -11,6 +11,7 @@ def test_sections_are_absent_when_their_checks_did_not_run():
         "robustness": None,
         "leakage": None,
         "subgroups": None,
+        "device_agreement": None,
     }
 
 
@@ -58,3 +59,33 @@ def test_subgroup_tables_list_values_and_broken_limits():
     ]
     assert sizes["rows"][0]["broken"] == [broken] and sizes["rows"][1]["broken"] == []
     assert groups["rows"] == []
+
+
+def test_device_agreement_lists_images_with_broken_limits_first_then_the_largest_mismatches():
+    def image(name, ppm, error=None):
+        return {"name": name, "device": "CPU", "error": error,
+                "mismatched_pixels_per_million": ppm,
+                "largest_metric_difference": None if ppm is None else ppm / 1e4,
+                "largest_metric": "f1"}  # fmt: skip
+
+    record = {
+        "device": "GPU (A100)",
+        "compare_device": "cpu",
+        "limits": {"mismatched_pixels_per_million": {"max": 100.0, "level": "fail"},
+                   "metric_difference": {"max": 0.01, "level": "fail"}},
+        "n_images": 4,
+        "images": [image("a.tif", 5.0), image("b.tif", 0.0), image("c.tif", 40.0),
+                   image("d.tif", None, error="d.tif: second prediction failed (boom)")],
+        "verdicts": [
+            {"subject": "d.tif", "outcome": "fail", "message": "d.tif: no second prediction"},
+            {"subject": "a.tif", "outcome": "pass", "message": "a.tif: within limits"},
+        ],
+    }  # fmt: skip
+    section = check_sections({"device_agreement": record})["device_agreement"]
+    assert [row["name"] for row in section["rows"]] == ["d.tif", "c.tif", "a.tif", "b.tif"]
+    assert [row["passed"] for row in section["rows"]] == [False, True, True, True]
+    assert section["rows"][0]["error"] == "d.tif: second prediction failed (boom)"
+    assert section["rows"][1]["ppm"] == "40"
+    assert (section["ppm_limit"], section["difference_limit"]) == (100.0, 0.01)
+    assert [v["subject"] for v in section["broken"]] == ["d.tif"]
+    assert section["device"] == "GPU (A100)" and section["more"] == 0

@@ -20,8 +20,8 @@ Schema (``schema_version`` 1) — documented in docs/outputs.md:
   verdict, message and key numbers, and the figure (see :mod:`segqc.checks.loss`)
 * ``versions``: package versions
 * the checks' sections, through the ``pytest_segqc_summary_section`` hook:
-  ``statistics``, ``regression``, ``robustness``, ``leakage``, ``subgroups`` (null when
-  the check did not run)
+  ``statistics``, ``regression``, ``robustness``, ``leakage``, ``subgroups``,
+  ``device_agreement`` (null when the check did not run)
 
 ``images`` and ``limits`` grow with the QC set; in the document they are :class:`Records`,
 built from the outcomes and the limits each time they are read, so that the summary of
@@ -99,6 +99,7 @@ CORE_KEYS: tuple[str, ...] = (
 )  # fmt: skip
 SECTION_ORDER: tuple[str, ...] = (
     "loss_curve", "versions", "statistics", "regression", "robustness", "leakage", "subgroups",
+    "device_agreement",
 )  # fmt: skip
 
 

@@ -42,10 +42,11 @@ from segqc.metrics.matching import (
     label_overlaps,
     match_overlaps_at,
     matched_pairs_of,
+    mismatched_pixels_of,
 )
 from segqc.metrics.object_matches import area_bins, object_matches_of
 from segqc.metrics.scores import QcScores, measure
-from segqc.pipeline.outcome import ImageOutcome
+from segqc.pipeline.outcome import DeviceComparison, ImageOutcome
 from segqc.predict import Predictor
 from segqc.predict.model_folder import ModelFolder
 
@@ -53,6 +54,7 @@ __all__ = [
     "SPLIT_LABELS_QUESTION",
     "EvaluationSettings",
     "MeasuredImage",
+    "compare_predictions",
     "evaluate_image",
     "is_warning_note",
     "split_labels_note",
@@ -231,6 +233,7 @@ def evaluate_image(
     predictor: Predictor,
     settings: EvaluationSettings,
     on_measured: Callable[[MeasuredImage], None] | None = None,
+    second_predictor: Predictor | None = None,
 ) -> ImageOutcome:
     """Read, predict and measure one QC image.
 
@@ -245,6 +248,10 @@ def evaluate_image(
     on_measured : callable, optional
         Called with the image's arrays once it is measured; an exception it raises
         fails the image like any other.
+    second_predictor : Predictor, optional
+        Predicts the image a second time, on another device (``--compare-device``); the
+        outcome's ``comparison`` holds how far the two predictions agree. Its failure
+        is recorded there and does not fail the image.
 
     Returns
     -------
@@ -257,7 +264,7 @@ def evaluate_image(
     notes: list[str] = []
     fields: dict[str, object] = {}
     try:
-        _evaluate_into(fields, notes, pair, predictor, settings, on_measured)
+        _evaluate_into(fields, notes, pair, predictor, settings, on_measured, second_predictor)
     except _ImageFailure as exc:
         fields = {"error": str(exc), "scores": None}
     return ImageOutcome(
@@ -275,6 +282,7 @@ def _evaluate_into(
     predictor: Predictor,
     settings: EvaluationSettings,
     on_measured: Callable[[MeasuredImage], None] | None,
+    second_predictor: Predictor | None,
 ) -> None:
     try:
         target = _checked_labels(read_tiff(pair.target), pair.target, "ground truth", notes)
@@ -348,6 +356,10 @@ def _evaluate_into(
             on_measured(measured)
         except Exception as exc:
             raise _failure(pair.name, "store or draw", exc) from None
+    if second_predictor is not None:
+        fields["comparison"] = compare_predictions(
+            pair, image, predicted, target, second_predictor, settings.iou_threshold
+        )
     fields.update(
         scores=scores,
         prediction_file=result.path,
@@ -357,3 +369,71 @@ def _evaluate_into(
         curve=curve,
         area_bins=bins,
     )
+
+
+def compare_predictions(
+    pair: QcPair,
+    image: np.ndarray | None,
+    predicted: np.ndarray,
+    target: np.ndarray,
+    second_predictor: Predictor,
+    iou_threshold: float,
+) -> DeviceComparison:
+    """Predict ``image`` again with ``second_predictor`` and compare with ``predicted``.
+
+    Never raises for a problem of the image: a second prediction that fails, or that
+    is not a label image of the right shape, is the comparison's ``error``.
+
+    Parameters
+    ----------
+    pair : QcPair
+        The image and its ground truth.
+    image : np.ndarray or None
+        The source image, as the first predictor got it.
+    predicted : np.ndarray
+        The first prediction (checked labels).
+    target : np.ndarray
+        The ground truth (checked labels).
+    second_predictor : Predictor
+        Predicts on the other device.
+    iou_threshold : float
+        Objects of the two predictions are paired at this IoU, as in the matching.
+
+    Returns
+    -------
+    DeviceComparison
+    """
+    where = pair.source or pair.name
+    try:
+        result = second_predictor.predict(pair, image)
+        other = _checked_labels(np.asarray(result.labels), pair.name, "second prediction", [])
+        if other.shape != predicted.shape:
+            raise LabelImageError(
+                f"{pair.name}: second prediction shape {other.shape} and prediction shape "
+                f"{predicted.shape} differ"
+            )
+        mismatched = mismatched_pixels_of(
+            label_overlaps(predicted, other), iou_threshold=iou_threshold
+        )
+        scores = measure(target, other, iou_threshold=iou_threshold)
+    # The comparison fails; the image's own metrics stand.
+    except LabelImageError as exc:  # segqc's own message, naming the image
+        return DeviceComparison(_device_of(second_predictor), error=_one_line(exc))
+    except MemoryError:
+        error = f"{where}: not enough memory to predict this image a second time"
+        return DeviceComparison(_device_of(second_predictor), error=error)
+    except Exception as exc:
+        error = f"{where}: second prediction failed ({type(exc).__name__}: {_one_line(exc)})"
+        return DeviceComparison(_device_of(second_predictor), error=error)
+    return DeviceComparison(
+        _device_of(second_predictor),
+        mismatched_pixels=mismatched,
+        pixels=int(predicted.size),
+        scores=scores,
+    )
+
+
+def _device_of(predictor: Predictor) -> str:
+    """Where a predictor runs, as it describes itself (known once it has predicted)."""
+    described = predictor.describe()
+    return str(described.get("device") or described.get("kind") or "unknown")

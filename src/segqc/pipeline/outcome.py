@@ -19,7 +19,61 @@ from segqc.metrics.matching import MatchingCurve, MatchingStats
 from segqc.metrics.object_matches import AreaBins
 from segqc.metrics.scores import QcScores
 
-__all__ = ["ImageOutcome", "outcome_from_dict", "outcome_to_dict"]
+__all__ = ["DeviceComparison", "ImageOutcome", "outcome_from_dict", "outcome_to_dict"]
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceComparison:
+    """The image predicted a second time, on another device (``--compare-device``).
+
+    Attributes
+    ----------
+    device : str
+        Where the second prediction ran (``CPU``, ``GPU (<name>)``, or what a plugin's
+        predictor says of itself).
+    mismatched_pixels : int
+        Pixels on which the two predictions disagree, whatever their label numbering
+        (:func:`segqc.metrics.matching.mismatched_pixels_of`).
+    pixels : int
+        Pixels (voxels) of the image.
+    scores : QcScores or None
+        The second prediction measured against the ground truth.
+    error : str or None
+        Why there is no second prediction (one line); the other fields are then 0/None.
+    """
+
+    device: str
+    mismatched_pixels: int = 0
+    pixels: int = 0
+    scores: QcScores | None = None
+    error: str | None = None
+
+    @property
+    def mismatched_per_million(self) -> float:
+        """Mismatched pixels per million pixels of the image."""
+        return 1e6 * self.mismatched_pixels / self.pixels if self.pixels else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Built-in types only (see :func:`outcome_to_dict`)."""
+        return {
+            "device": self.device,
+            "mismatched_pixels": self.mismatched_pixels,
+            "pixels": self.pixels,
+            "scores": None if self.scores is None else self.scores.to_dict(),
+            "error": self.error,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeviceComparison:
+        """Rebuild what :meth:`to_dict` gave."""
+        scores = data.get("scores")
+        return cls(
+            device=str(data["device"]),
+            mismatched_pixels=int(data["mismatched_pixels"]),
+            pixels=int(data["pixels"]),
+            scores=None if scores is None else QcScores.from_dict(scores),
+            error=data.get("error"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +108,8 @@ class ImageOutcome:
     area_bins : AreaBins or None
         Ground-truth objects counted by area bin (``subgroups.object_size``), or None
         when no size bins are set.
+    comparison : DeviceComparison or None
+        The second prediction on another device (``--compare-device``), or None.
     """
 
     pair: QcPair
@@ -67,6 +123,7 @@ class ImageOutcome:
     cached: bool = False
     curve: MatchingCurve | None = None
     area_bins: AreaBins | None = None
+    comparison: DeviceComparison | None = None
 
     @property
     def evaluated(self) -> bool:
@@ -94,6 +151,7 @@ def outcome_to_dict(outcome: ImageOutcome) -> dict[str, Any]:
         "cached": outcome.cached,
         "curve": None if outcome.curve is None else [asdict(s) for s in outcome.curve],
         "area_bins": None if outcome.area_bins is None else outcome.area_bins.to_dict(),
+        "comparison": None if outcome.comparison is None else outcome.comparison.to_dict(),
     }
 
 
@@ -121,4 +179,7 @@ def outcome_from_dict(
         cached=bool(data["cached"]),
         curve=MatchingCurve(MatchingStats(**stats) for stats in curve) if curve else None,
         area_bins=AreaBins.from_dict(data["area_bins"]) if data.get("area_bins") else None,
+        comparison=(
+            DeviceComparison.from_dict(data["comparison"]) if data.get("comparison") else None
+        ),
     )

@@ -427,16 +427,26 @@ class StarDistPredictor:
     device : {"auto", "cpu", "gpu"}
         ``auto`` uses a GPU when TensorFlow sees one; ``cpu`` hides GPUs;
         ``gpu`` requires one (:class:`DeviceError` otherwise).
+    placement : {"cpu", "gpu"}, optional
+        Predict on this device, within the devices ``device`` leaves visible, without
+        changing which devices TensorFlow sees: the second predictor of
+        ``--compare-device`` shares its process with the first.
     """
 
     needs_source_image = True
 
     def __init__(
-        self, folder: ModelFolder, parameters: PredictionParameters, *, device: Device = "auto"
+        self,
+        folder: ModelFolder,
+        parameters: PredictionParameters,
+        *,
+        device: Device = "auto",
+        placement: Literal["cpu", "gpu"] | None = None,
     ) -> None:
         self.folder = folder
         self.parameters = parameters
         self.device = device
+        self.placement = placement
         self.device_name: str | None = None
         self._model: Any = None
         self._load_error: str | None = None
@@ -454,7 +464,11 @@ class StarDistPredictor:
             return
         if self._load_error is not None:
             raise ModelLoadError(self._load_error)
+        # A second predictor applies the same choice as the first: TensorFlow accepts
+        # the same visible devices again once it is initialised, only a change fails.
         self.device_name = select_device(self.device)
+        if self.placement is not None:
+            self.device_name = placed_device(self.placement)
         from stardist.models import StarDist2D, StarDist3D
 
         model_class = StarDist2D if self.folder.n_dim == 2 else StarDist3D
@@ -479,6 +493,14 @@ class StarDistPredictor:
         if image is None:
             raise ValueError("StarDistPredictor needs the source image")
         self.load()
+        if self.placement is None:
+            return self._predict(image)
+        import tensorflow as tf
+
+        with tf.device("/GPU:0" if self.placement == "gpu" else "/CPU:0"):
+            return self._predict(image)
+
+    def _predict(self, image: np.ndarray) -> PredictionResult:
         normalised = prepare_input(
             image, n_dim=self.folder.n_dim, n_channel_in=self.folder.n_channel_in
         )
@@ -570,6 +592,28 @@ class StarDistPredictor:
             # StarDist3D builds its rays from this; segqc loads the config as saved.
             described["anisotropy"] = self.folder.config.get("anisotropy")
         return described
+
+
+def placed_device(placement: Literal["cpu", "gpu"]) -> str:
+    """Describe the device predictions are placed on, without changing what TensorFlow sees.
+
+    Raises
+    ------
+    DeviceError
+        ``placement="gpu"`` but TensorFlow sees no GPU.
+    """
+    import tensorflow as tf
+
+    if placement == "cpu":
+        return "CPU"
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        raise DeviceError(
+            "--compare-device gpu: TensorFlow sees no GPU (check the CUDA install and "
+            "`pip install 'segqc[gpu]'`, or compare with --compare-device cpu)"
+        )
+    details = tf.config.experimental.get_device_details(gpus[0])
+    return f"GPU ({details.get('device_name', gpus[0].name)})"
 
 
 def select_device(device: Device) -> str:

@@ -1,5 +1,5 @@
 """Report content for the checks beyond the metrics table: regression, statistics,
-robustness, leakage and subgroups.
+robustness, leakage, subgroups and device agreement.
 
 Pure functions from the summary.json document to plain rows the template
 ``resources/report/checks.jinja2`` renders; a section is None when its check did not run.
@@ -182,6 +182,45 @@ def _subgroups(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+#: Images listed in the device-agreement table: those with a broken limit, then the
+#: largest mismatches, up to this many (summary.json has every image).
+AGREEMENT_ROWS = 50
+
+
+def _device_agreement(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not record:
+        return None
+    broken = _broken(record.get("verdicts"))
+    failing = {v["subject"] for v in broken}
+    images = sorted(
+        record.get("images") or [],
+        key=lambda i: (i["name"] not in failing, -(i.get("mismatched_pixels_per_million") or 0)),
+    )
+    rows = [
+        {
+            "name": image["name"],
+            "device": image["device"],
+            "ppm": _fmt(image.get("mismatched_pixels_per_million")),
+            "difference": _fmt(image.get("largest_metric_difference")),
+            "metric": image.get("largest_metric") or "",
+            "error": image.get("error"),
+            "passed": image["name"] not in failing,
+        }
+        for image in images[:AGREEMENT_ROWS]
+    ]
+    limits = record.get("limits") or {}
+    return {
+        "device": record.get("device") or "the first device",
+        "compare_device": record.get("compare_device"),
+        "n_images": record.get("n_images", 0),
+        "ppm_limit": (limits.get("mismatched_pixels_per_million") or {}).get("max"),
+        "difference_limit": (limits.get("metric_difference") or {}).get("max"),
+        "broken": broken,
+        "rows": rows,
+        "more": max(0, len(images) - AGREEMENT_ROWS),
+    }
+
+
 def check_sections(summary: Mapping[str, Any]) -> dict[str, Any]:
     """The template context of every optional check section of the report."""
     return {
@@ -190,4 +229,5 @@ def check_sections(summary: Mapping[str, Any]) -> dict[str, Any]:
         "robustness": _robustness(summary.get("robustness")),
         "leakage": _leakage(summary.get("leakage")),
         "subgroups": _subgroups(summary.get("subgroups")),
+        "device_agreement": _device_agreement(summary.get("device_agreement")),
     }

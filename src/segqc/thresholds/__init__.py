@@ -13,10 +13,17 @@ from segqc.thresholds.reading import (
     bundled_thresholds_path,
     load_thresholds,
 )
-from segqc.thresholds.schema import LIMIT_SCOPES, Limit, RobustnessSettings, Thresholds
+from segqc.thresholds.schema import (
+    LIMIT_SCOPES,
+    DeviceAgreementSettings,
+    Limit,
+    RobustnessSettings,
+    Thresholds,
+)
 
 __all__ = [
     "LIMIT_SCOPES",
+    "DeviceAgreementSettings",
     "Limit",
     "LoadedThresholds",
     "RobustnessSettings",

@@ -22,6 +22,7 @@ from segqc.thresholds.regression import RegressionSettings, StatisticsSettings
 
 __all__ = [
     "LIMIT_SCOPES",
+    "DeviceAgreementSettings",
     "Limit",
     "Thresholds",
 ]
@@ -322,6 +323,18 @@ class SubgroupSettings(_Strict):
 
 
 #: The metrics of the accuracy curve (segqc.checks.accuracy), which aggregate_at may limit.
+class DeviceAgreementSettings(_Strict):
+    """How far a second prediction on another device may differ (``--compare-device``).
+
+    Like bioimage.io's ``reproducibility_tolerance`` (``mismatched_elements_per_million``,
+    100 by default there), for label images: pixels are compared after pairing the
+    objects of the two predictions, so their numbering does not count.
+    """
+
+    mismatched_pixels_per_million: _CountLimit = _CountLimit(max=100)
+    metric_difference: _RatioLimit = _RatioLimit(max=0.01)
+
+
 _MATCHING_KEYS = (
     "fp", "tp", "fn", "precision", "recall", "accuracy", "f1", "n_true", "n_pred",
     "mean_true_score", "mean_matched_score", "panoptic_quality",
@@ -347,6 +360,8 @@ class Thresholds(_Strict):
     regression: RegressionSettings = RegressionSettings()
     statistics: StatisticsSettings = StatisticsSettings()
     loss_curve: LossCurveSettings = LossCurveSettings()
+    # None: the defaults apply when --compare-device is given (see DeviceAgreementSettings)
+    device_agreement: DeviceAgreementSettings | None = None
 
     @field_validator("aggregate_at")
     @classmethod

@@ -1,0 +1,1 @@
+"""Device agreement: each image predicted again on another device, and the two compared."""
