@@ -96,6 +96,12 @@ def test_images_whose_second_prediction_differs_fail_alone(pytester, make_qc, th
          "; largest on *: 1, then 0.6 on other"]
     )  # fmt: skip
 
+    # the segqc section counts and lists the broken limits (2 per failing image)
+    result.stdout.fnmatch_lines(
+        ["4 of 4 QC images evaluated; 4 limits failed, 0 warnings",
+         "FAIL device_agreement::img01.tif: mismatched_pixels_per_million = *",
+         "FAIL device_agreement::img01.tif: metric_difference = *"]
+    )  # fmt: skip
     section = summary(pytester)["device_agreement"]
     assert section["compare_device"] == "cpu"
     assert section["device"] == "CPU"

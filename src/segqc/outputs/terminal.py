@@ -45,8 +45,11 @@ def summary_lines(
     broken = _broken(summary.get("limits") or [])
     loss = summary.get("loss_curve") or {}
     broken_loss = _broken(loss.get("checks") or [])
-    n_fail = sum(v["outcome"] == "fail" for v in [*broken, *broken_loss])
-    n_warn = sum(v["outcome"] == "warn" for v in [*broken, *broken_loss])
+    agreement = summary.get("device_agreement") or {}
+    broken_agreement = _broken(agreement.get("verdicts") or [])
+    counted = [*broken, *broken_loss, *broken_agreement]
+    n_fail = sum(v["outcome"] == "fail" for v in counted)
+    n_warn = sum(v["outcome"] == "warn" for v in counted)
     n_pairs = summary["qc"]["n_pairs"]
     lines: list[tuple[str, str]] = []
     if images:
@@ -65,6 +68,7 @@ def summary_lines(
     lines += [("error", str(image["error"])) for image in errors]
     lines += [(str(v["outcome"]), str(v["message"])) for v in broken]
     lines += [(str(v["outcome"]), f"loss_curve::{v['message']}") for v in broken_loss]
+    lines += [(str(v["outcome"]), f"device_agreement::{v['message']}") for v in broken_agreement]
     lines += [("error", problem) for problem in problems]
     lines += [("info", f"wrote {path}") for path in written]
     return lines
