@@ -86,6 +86,7 @@ def test_device_agreement_lists_images_with_broken_limits_first_then_the_largest
     assert [row["passed"] for row in section["rows"]] == [False, True, True, True]
     assert section["rows"][0]["error"] == "d.tif: second prediction failed (boom)"
     assert section["rows"][1]["ppm"] == "40"
-    assert (section["ppm_limit"], section["difference_limit"]) == (100.0, 0.01)
+    assert (section["ppm_limit"], section["difference_limit"]) == ("100", "0.01")
+    assert [row["metric"] for row in section["rows"]] == ["–", "f1", "f1", "–"]
     assert [v["subject"] for v in section["broken"]] == ["d.tif"]
     assert section["device"] == "GPU (A100)" and section["more"] == 0

@@ -187,6 +187,10 @@ def _subgroups(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
 AGREEMENT_ROWS = 50
 
 
+def _bound(value: float | None) -> str:
+    return "none" if value is None else f"{value:g}"
+
+
 def _device_agreement(record: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not record:
         return None
@@ -202,7 +206,10 @@ def _device_agreement(record: Mapping[str, Any] | None) -> dict[str, Any] | None
             "device": image["device"],
             "ppm": _fmt(image.get("mismatched_pixels_per_million")),
             "difference": _fmt(image.get("largest_metric_difference")),
-            "metric": image.get("largest_metric") or "",
+            # with no difference at all, no metric differs most
+            "metric": (image.get("largest_metric") or "–")
+            if image.get("largest_metric_difference")
+            else "–",
             "error": image.get("error"),
             "passed": image["name"] not in failing,
         }
@@ -213,8 +220,8 @@ def _device_agreement(record: Mapping[str, Any] | None) -> dict[str, Any] | None
         "device": record.get("device") or "the first device",
         "compare_device": record.get("compare_device"),
         "n_images": record.get("n_images", 0),
-        "ppm_limit": (limits.get("mismatched_pixels_per_million") or {}).get("max"),
-        "difference_limit": (limits.get("metric_difference") or {}).get("max"),
+        "ppm_limit": _bound((limits.get("mismatched_pixels_per_million") or {}).get("max")),
+        "difference_limit": _bound((limits.get("metric_difference") or {}).get("max")),
         "broken": broken,
         "rows": rows,
         "more": max(0, len(images) - AGREEMENT_ROWS),
