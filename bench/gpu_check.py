@@ -9,8 +9,10 @@ predicts, once on the GPU and once on the CPU, and prints one table:
 * images per second on each device, after one warm-up image (the set is predicted
   ``--rounds`` times, the labels kept from the first round);
 * mismatched pixels per million between the two devices' label images, after pairing
-  their objects one to one (label ids may differ, StarDist numbers objects by score),
-  and how many label images are identical up to relabelling;
+  their objects as the matching does (label ids may differ, StarDist numbers objects by
+  score): the number ``--compare-device`` limits
+  (:func:`segqc.metrics.matching.mismatched_pixels_of`), and how many label images are
+  identical up to relabelling;
 * every metric of segqc's table (mean over images on each device) and its largest
   absolute GPU-CPU difference over the images;
 * the wall time of ``pytest --model fixtures/models/demo2d --device gpu --no-cache`` vs a
@@ -132,32 +134,12 @@ def predict_sets(device: Literal["cpu", "gpu"], out: Path, sets: list[str], roun
     (out / "timings.json").write_text(json.dumps(timings))
 
 
-def relabelled_mismatch(a: np.ndarray, b: np.ndarray) -> int:
-    """Pixels left over after pairing the labels of ``a`` and ``b`` one to one.
-
-    Label pairs are taken greedily by their overlap (largest first); background pairs
-    only with background. 0 means ``a`` and ``b`` are identical up to relabelling.
-    """
-    keys, counts = np.unique((a.astype(np.int64) << 32) | b.astype(np.int64), return_counts=True)
-    used_a: set[int] = set()
-    used_b: set[int] = set()
-    kept = 0
-    for index in np.argsort(-counts, kind="stable"):
-        label_a, label_b = int(keys[index] >> 32), int(keys[index] & 0xFFFFFFFF)
-        if label_a in used_a or label_b in used_b or (label_a == 0) != (label_b == 0):
-            continue
-        used_a.add(label_a)
-        used_b.add(label_b)
-        kept += int(counts[index])
-    return a.size - kept
-
-
 @dataclass
 class Comparison:
     """One set's differences: mismatched pixels per million, identical images, metrics."""
 
     images: int
-    ppm: float  # after pairing the objects one to one
+    ppm: float  # after pairing the objects as the matching does
     raw_ppm: float  # label ids compared as written
     identical: int
     metrics: dict[str, list[tuple[float, float]]]  # key -> (gpu, cpu) value of each image
@@ -166,6 +148,7 @@ class Comparison:
 def compare_set(name: str, gpu: Path, cpu: Path, iou_threshold: float) -> Comparison:
     """Label and metric differences of one set between the two devices' outputs."""
     from segqc.data.images import read_tiff
+    from segqc.metrics.matching import label_overlaps, mismatched_pixels_of
     from segqc.metrics.scores import measure
 
     targets = sorted((SETS[name][1] / "target").glob("*.tif"))
@@ -175,7 +158,7 @@ def compare_set(name: str, gpu: Path, cpu: Path, iou_threshold: float) -> Compar
         target = read_tiff(target_path)
         on_gpu = tifffile.imread(gpu / name / target_path.name)
         on_cpu = tifffile.imread(cpu / name / target_path.name)
-        differ = relabelled_mismatch(on_gpu, on_cpu)
+        differ = mismatched_pixels_of(label_overlaps(on_gpu, on_cpu), iou_threshold=iou_threshold)
         mismatched += differ
         raw += int(np.count_nonzero(on_gpu != on_cpu))
         pixels += on_gpu.size
