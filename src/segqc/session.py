@@ -547,7 +547,10 @@ def open_session(config: pytest.Config, settings: Settings, *, role: Role) -> Qc
             )
         second_predictor = None
         if settings.compare_device is not None:
-            second_predictor = _second_predictor(config, settings, loaded)
+            assert settings.model is not None  # Settings.check: --compare-device needs --model
+            second_predictor, _ = _model_predictor(
+                config, settings, loaded, settings.model, "compare", role
+            )
         baseline = _baseline(config, settings, loaded, pairs, role)
         robustness = _robustness(settings, loaded)
         _check_training_data(settings)
@@ -622,75 +625,63 @@ def _pair_images(
     return pairs, found.ignored, prediction_files
 
 
+#: The option naming each predictor's model folder, for messages.
+_OPTION_OF_ROLE = {
+    "model": "--model", "baseline": "--baseline-model", "compare": "--compare-device",
+}  # fmt: skip
+
+
 def _model_predictor(
     config: pytest.Config,
     settings: Settings,
     loaded: LoadedThresholds,
     model_dir: Path,
-    role_name: Literal["model", "baseline"],
+    role_name: Literal["model", "baseline", "compare"],
     role: Role,
 ) -> tuple[Predictor, ModelFolder | None]:
     """The predictor of a model folder: a plugin's (``pytest_segqc_make_predictor``), else
-    StarDist's, wrapped in the prediction cache."""
+    StarDist's, wrapped in the prediction cache.
+
+    ``role_name="compare"`` is the second predictor of ``--compare-device``: the model
+    under test again, its predictions placed on the other device, and never cached,
+    since the point is to predict again.
+    """
     custom = config.hook.pytest_segqc_make_predictor(
         config=config, model_dir=model_dir, role=role_name
     )
     if custom is not None:  # a plugin's own predictor (see segqc.hookspecs)
         return custom, None
-    option = "--model" if role_name == "model" else "--baseline-model"
+    option = _OPTION_OF_ROLE[role_name]
     try:
         folder = inspect_model_folder(model_dir)
     except ModelFolderError as exc:
-        raise SessionError(f"{option}: {exc}" if role_name == "baseline" else str(exc)) from None
+        raise SessionError(str(exc) if role_name == "model" else f"{option}: {exc}") from None
     if importlib.util.find_spec("tensorflow") is None:
+        instead = "" if role_name == "compare" else ", or use --predictions"
         raise SessionError(
             f"TensorFlow is not installed, so {option} cannot predict; "
-            "pip install 'segqc[cpu]' (or 'segqc[gpu]'), or use --predictions"
+            f"pip install 'segqc[cpu]' (or 'segqc[gpu]'){instead}"
         )
-    from segqc.predict.stardist import StarDistPredictor, resolve_parameters, select_device
+    from segqc.predict.stardist import (
+        StarDistPredictor,
+        placed_device,
+        resolve_parameters,
+        select_device,
+    )
 
-    if settings.device == "gpu" and role_name == "model":
-        try:
-            select_device("gpu")  # fail now, at configure time, rather than after collection
-        except DeviceError as exc:
-            raise SessionError(str(exc)) from None
+    placement = settings.compare_device if role_name == "compare" else None
+    try:  # fail now, at configure time, rather than after collection
+        if settings.device == "gpu" and role_name == "model":
+            select_device("gpu")
+        if placement == "gpu":
+            placed_device("gpu")
+    except DeviceError as exc:
+        raise SessionError(str(exc)) from None
     parameters = resolve_parameters(folder, loaded.thresholds.prediction)
-    stardist = StarDistPredictor(folder, parameters, device=settings.device)
+    stardist = StarDistPredictor(folder, parameters, device=settings.device, placement=placement)
+    if role_name == "compare":
+        return stardist, folder
     return _with_cache(settings, stardist, role), folder
-
-
-def _second_predictor(
-    config: pytest.Config, settings: Settings, loaded: LoadedThresholds
-) -> Predictor:
-    """The predictor of ``--compare-device``: a plugin's (``role="compare"``), else the
-    model under test again, its predictions placed on the other device. Never cached:
-    the point is to predict again."""
-    assert settings.model is not None and settings.compare_device is not None
-    custom = config.hook.pytest_segqc_make_predictor(
-        config=config, model_dir=settings.model, role="compare"
-    )
-    if custom is not None:
-        return custom
-    try:
-        folder = inspect_model_folder(settings.model)
-    except ModelFolderError as exc:
-        raise SessionError(f"--compare-device: {exc}") from None
-    if importlib.util.find_spec("tensorflow") is None:
-        raise SessionError(
-            "TensorFlow is not installed, so --compare-device cannot predict; "
-            "pip install 'segqc[cpu]' (or 'segqc[gpu]')"
-        )
-    from segqc.predict.stardist import StarDistPredictor, placed_device, resolve_parameters
-
-    if settings.compare_device == "gpu":
-        try:
-            placed_device("gpu")  # fail now, at configure time, rather than after collection
-        except DeviceError as exc:
-            raise SessionError(str(exc)) from None
-    parameters = resolve_parameters(folder, loaded.thresholds.prediction)
-    return StarDistPredictor(
-        folder, parameters, device=settings.device, placement=settings.compare_device
-    )
 
 
 def _with_cache(settings: Settings, predictor: Any, role: Role) -> Predictor:

@@ -404,6 +404,7 @@ def compare_predictions(
     DeviceComparison
     """
     where = pair.source or pair.name
+    error = None
     try:
         result = second_predictor.predict(pair, image)
         other = _checked_labels(np.asarray(result.labels), pair.name, "second prediction", [])
@@ -418,18 +419,16 @@ def compare_predictions(
         scores = measure(target, other, iou_threshold=iou_threshold)
     # The comparison fails; the image's own metrics stand.
     except LabelImageError as exc:  # segqc's own message, naming the image
-        return DeviceComparison(_device_of(second_predictor), error=_one_line(exc))
+        error = _one_line(exc)
     except MemoryError:
         error = f"{where}: not enough memory to predict this image a second time"
-        return DeviceComparison(_device_of(second_predictor), error=error)
     except Exception as exc:
         error = f"{where}: second prediction failed ({type(exc).__name__}: {_one_line(exc)})"
-        return DeviceComparison(_device_of(second_predictor), error=error)
+    device = _device_of(second_predictor)
+    if error is not None:
+        return DeviceComparison(device, error=error)
     return DeviceComparison(
-        _device_of(second_predictor),
-        mismatched_pixels=mismatched,
-        pixels=int(predicted.size),
-        scores=scores,
+        device, mismatched_pixels=mismatched, pixels=int(predicted.size), scores=scores
     )
 
 

@@ -495,9 +495,7 @@ class StarDistPredictor:
         self.load()
         if self.placement is None:
             return self._predict(image)
-        import tensorflow as tf
-
-        with tf.device("/GPU:0" if self.placement == "gpu" else "/CPU:0"):
+        with _tensorflow().device("/GPU:0" if self.placement == "gpu" else "/CPU:0"):
             return self._predict(image)
 
     def _predict(self, image: np.ndarray) -> PredictionResult:
@@ -602,18 +600,15 @@ def placed_device(placement: Literal["cpu", "gpu"]) -> str:
     DeviceError
         ``placement="gpu"`` but TensorFlow sees no GPU.
     """
-    import tensorflow as tf
-
     if placement == "cpu":
         return "CPU"
-    gpus = tf.config.list_physical_devices("GPU")
+    gpus = _tensorflow().config.list_physical_devices("GPU")
     if not gpus:
         raise DeviceError(
             "--compare-device gpu: TensorFlow sees no GPU (check the CUDA install and "
             "`pip install 'segqc[gpu]'`, or compare with --compare-device cpu)"
         )
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU ({details.get('device_name', gpus[0].name)})"
+    return _gpu_name(gpus[0])
 
 
 def select_device(device: Device) -> str:
@@ -624,9 +619,7 @@ def select_device(device: Device) -> str:
     DeviceError
         ``device="gpu"`` but TensorFlow sees no GPU.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # hide TensorFlow's start-up chatter
-    import tensorflow as tf
-
+    tf = _tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     if device == "gpu" and not gpus:
         raise DeviceError(
@@ -637,5 +630,18 @@ def select_device(device: Device) -> str:
         if gpus:
             tf.config.set_visible_devices([], "GPU")
         return "CPU"
-    details = tf.config.experimental.get_device_details(gpus[0])
-    return f"GPU ({details.get('device_name', gpus[0].name)})"
+    return _gpu_name(gpus[0])
+
+
+def _gpu_name(gpu: Any) -> str:
+    """``GPU (<name>)`` of one of TensorFlow's physical GPU devices."""
+    details = _tensorflow().config.experimental.get_device_details(gpu)
+    return f"GPU ({details.get('device_name', gpu.name)})"
+
+
+def _tensorflow() -> Any:
+    """TensorFlow, imported without its start-up chatter."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    return tf

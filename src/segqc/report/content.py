@@ -30,6 +30,8 @@ __all__ = [
 ]
 
 _RANK = {"pass": 0, "warn": 1, "fail": 2}
+#: The metrics table's columns: verdicts on other metrics do not colour its rows.
+_TABLE_METRICS = frozenset(spec.key for spec in METRICS)
 
 
 @dataclass(frozen=True)
@@ -147,11 +149,10 @@ class _Verdicts:
 
     def worst(self, scope: str, subject: str) -> str:
         """The worst outcome of the verdicts on a row's cells (``pass`` without any)."""
-        metrics = {spec.key for spec in METRICS}
         outcomes = [
             limit.outcome
             for limit in self.by_row.get((scope, subject), ())
-            if limit.metric in metrics
+            if limit.metric in _TABLE_METRICS
         ]
         return max(outcomes, key=lambda o: _RANK[o]) if outcomes else "pass"
 

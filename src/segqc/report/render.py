@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import io
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -26,7 +25,7 @@ from segqc.report.panels import FN_COLOUR, FP_COLOUR, ImageVisual, Panel, iou_le
 from segqc.report.sections import check_sections
 from segqc.report.store import PanelStore, picture_files
 
-__all__ = ["render_failure", "render_report", "render_report_chunks"]
+__all__ = ["render_failure", "render_report_chunks"]
 
 #: Written by the loss-curve checks next to summary.json; shown when summary.json has
 #: a ``loss_curve`` record (so a stale file from an earlier run is never shown).
@@ -256,15 +255,6 @@ def render_report_chunks(
         if not chunk.isascii():
             chunk = chunk.encode("ascii", "xmlcharrefreplace").decode("ascii")
         yield chunk
-
-
-def render_report(summary: Mapping[str, Any], **options: Any) -> str:
-    """All segqc sections of the report, as one HTML string (see
-    :func:`render_report_chunks` for the parameters)."""
-    page_text = io.StringIO()  # grows in place, unlike a list of every chunk to join
-    for chunk in render_report_chunks(summary, **options):
-        page_text.write(chunk)
-    return page_text.getvalue()
 
 
 def _folded_rows(rows: Iterable[MetricsRow], page: int) -> frozenset[str]:

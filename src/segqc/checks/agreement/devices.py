@@ -90,7 +90,21 @@ def judge_agreement(
     list of Verdict
         Two verdicts; or one failed verdict naming why there is no second prediction.
     """
-    if comparison.error is not None or comparison.scores is None:
+    differences = None
+    if comparison.scores is not None:
+        differences = metric_differences(scores, comparison.scores)
+    return _judged(name, comparison, scores, differences, settings)
+
+
+def _judged(
+    name: str,
+    comparison: DeviceComparison,
+    scores: QcScores,
+    differences: dict[str, float] | None,
+    settings: DeviceAgreementSettings,
+) -> list[Verdict]:
+    """:func:`judge_agreement` on the :func:`metric_differences` already computed."""
+    if comparison.error is not None or comparison.scores is None or differences is None:
         message = f"{name}: no second prediction on {comparison.device}: {comparison.error}"
         record = {
             "scope": SCOPE, "subject": name, "metric": "second_prediction", "value": None,
@@ -98,7 +112,6 @@ def judge_agreement(
             "key": SCOPE, "message": message,
         }  # fmt: skip
         return [Verdict(SCOPE, name, "second_prediction", "fail", message, SCOPE, math.nan, record)]
-    differences = metric_differences(scores, comparison.scores)
     metric, largest = _largest_ratio_difference(differences)
     verdicts = judge(
         {
@@ -163,6 +176,7 @@ def agreement_section(
             "device": comparison.device,
             "error": comparison.error,
         }
+        differences = None
         if comparison.scores is not None:
             differences = metric_differences(outcome.scores, comparison.scores)
             metric, largest = _largest_ratio_difference(differences)
@@ -175,7 +189,7 @@ def agreement_section(
                 metric_differences=differences,
             )
         images.append(record)
-        judged = judge_agreement(name, comparison, outcome.scores, settings)
+        judged = _judged(name, comparison, outcome.scores, differences, settings)
         verdicts += [verdict.as_dict() for verdict in judged]
     return {
         "device": device,
