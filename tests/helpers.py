@@ -7,11 +7,13 @@ hand (and are, in the tests that use them).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tifffile
@@ -189,3 +191,21 @@ def training_folder(folder: Path) -> Path:
     for seed in range(4):
         tifffile.imwrite(folder / f"train_{seed}.tif", nuclei(seed))
     return folder
+
+
+def literal(text: str) -> str:
+    """An fnmatch pattern matching ``text`` literally, except for ``*``."""
+    return "".join({"[": "[[]", "]": "[]]"}.get(char, char) for char in text)
+
+
+def summary_json(pytester: Any, output: str = "qc-output") -> dict[str, Any]:
+    """The summary.json a pytester run wrote into ``output``."""
+    document: dict[str, Any] = json.loads((pytester.path / output / "summary.json").read_text())
+    return document
+
+
+def assert_no_traceback(result: Any) -> None:
+    """A run a user caused to fail shows no Python traceback and no INTERNALERROR."""
+    text = result.stdout.str() + result.stderr.str()
+    assert "Traceback" not in text
+    assert "INTERNALERROR" not in text

@@ -7,14 +7,12 @@ are counted here from the label files themselves. One test runs the real StarDis
 (the demo model against itself on the CPU).
 """
 
-import json
-
 import numpy as np
 import pytest
 import tifffile
 
 from segqc.metrics.catalogue import METRICS
-from tests.helpers import DEMO2D, QC2D
+from tests.helpers import DEMO2D, QC2D, assert_no_traceback, literal, summary_json
 
 QC = ("--pyargs", "segqc.qc_tests")
 RATIOS = [spec.key for spec in METRICS if spec.kind == "ratio"]
@@ -53,20 +51,6 @@ def pytest_segqc_make_predictor(config, model_dir, role):
 """
 
 
-def literal(text):
-    """An fnmatch pattern matching ``text`` literally, except for ``*``."""
-    return "".join({"[": "[[]", "]": "[]]"}.get(char, char) for char in text)
-
-
-def summary(pytester):
-    return json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-
-
-def assert_no_traceback(result):
-    text = result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in text and "INTERNALERROR" not in text
-
-
 def run_compared(pytester, qc, *args):
     candidate = pytester.path / "candidate"
     candidate.mkdir(exist_ok=True)
@@ -102,7 +86,7 @@ def test_images_whose_second_prediction_differs_fail_alone(pytester, make_qc, th
          "FAIL device_agreement::img01.tif: mismatched_pixels_per_million = *",
          "FAIL device_agreement::img01.tif: metric_difference = *"]
     )  # fmt: skip
-    section = summary(pytester)["device_agreement"]
+    section = summary_json(pytester)["device_agreement"]
     assert section["compare_device"] == "cpu"
     assert section["device"] == "CPU"
     assert section["limits"] == {
@@ -139,7 +123,7 @@ def test_images_whose_second_prediction_differs_fail_alone(pytester, make_qc, th
     )
     result = run_compared(pytester, good, f"--thresholds={limits}")
     assert result.ret == pytest.ExitCode.OK
-    assert summary(pytester)["device_agreement"]["limits"]["metric_difference"]["max"] == 1.0
+    assert summary_json(pytester)["device_agreement"]["limits"]["metric_difference"]["max"] == 1.0
 
 
 def test_xdist_workers_send_each_images_comparison(pytester, make_qc, worker_path):
@@ -153,7 +137,7 @@ def test_xdist_workers_send_each_images_comparison(pytester, make_qc, worker_pat
     for workers in ("1", "0"):  # one worker: every outcome reaches the controller by xdist
         result = run_compared(pytester, good, "-n", workers)
         assert result.ret == pytest.ExitCode.TESTS_FAILED
-        sections.append(summary(pytester)["device_agreement"])
+        sections.append(summary_json(pytester)["device_agreement"])
     assert sections[0] == sections[1]
     assert [i["metric_differences"]["tp"] for i in sections[0]["images"]] == [1, 0, 3, 0]
 
@@ -167,7 +151,7 @@ def test_predictions_that_differ_only_in_their_numbering_agree(pytester, make_qc
     assert result.ret == pytest.ExitCode.OK
     for name in ("img00.tif", "img01.tif"):
         result.stdout.fnmatch_lines([literal(f"*::test_device_agreement[{name}] PASSED*")])
-    for image in summary(pytester)["device_agreement"]["images"]:
+    for image in summary_json(pytester)["device_agreement"]["images"]:
         assert image["mismatched_pixels"] == 0
         assert image["largest_metric_difference"] == 0
 
@@ -178,7 +162,7 @@ def test_runs_without_compare_device_have_no_agreement_tests(pytester, make_qc):
                                 f"--qc-target={qc.target}", "-v")  # fmt: skip
     assert result.ret == pytest.ExitCode.OK
     assert "test_device_agreement" not in result.stdout.str()
-    assert summary(pytester)["device_agreement"] is None
+    assert summary_json(pytester)["device_agreement"] is None
 
 
 @pytest.mark.parametrize(
@@ -217,7 +201,7 @@ def test_the_demo_model_agrees_with_itself_on_the_cpu(tensorflow_ready, pytester
     assert_no_traceback(result)
     for name in names:
         result.stdout.fnmatch_lines([literal(f"*::test_device_agreement[{name}] PASSED*")])
-    section = summary(pytester)["device_agreement"]
+    section = summary_json(pytester)["device_agreement"]
     assert [image["name"] for image in section["images"]] == names
     for image in section["images"]:
         assert image["device"] == "CPU"

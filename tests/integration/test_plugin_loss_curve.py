@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from tests.helpers import DEMO2D
+from tests.helpers import DEMO2D, assert_no_traceback
 from tests.unit.loss_logs import write_csv, write_events
 
 LOSS_TESTS = ("--pyargs", "segqc.qc_tests.test_loss_curve")
@@ -73,11 +73,6 @@ def output_files(output):
         for path in sorted(output.rglob("*"))
         if path.is_file()
     }
-
-
-def assert_no_traceback(result):
-    text = result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in text and "INTERNALERROR" not in text
 
 
 def test_overfitting_history_fails_with_diagnosis_and_action(pytester, make_qc):

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.helpers import OPTIONAL_SKIPPED, checkout_pythonpath
+from tests.helpers import OPTIONAL_SKIPPED, assert_no_traceback, checkout_pythonpath
 
 QC = ("--pyargs", "segqc.qc_tests")
 # the loss-curve tests skip in --predictions mode without --training-log
@@ -26,12 +26,6 @@ def run_qc(pytester, qc, *args, thresholds=None):
     if thresholds is not None:
         options += [f"--thresholds={thresholds}"]
     return pytester.runpytest(*options, *args)
-
-
-def assert_no_traceback(result):
-    text = result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in text
-    assert "INTERNALERROR" not in text
 
 
 def test_passing_run_writes_zerocost_csv_and_summary(pytester, make_qc, thresholds_file):

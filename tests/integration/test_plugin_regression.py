@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from tests.helpers import LOSS_CURVE_TESTS, OPTIONAL_SKIPPED
+from tests.helpers import (
+    LOSS_CURVE_TESTS,
+    OPTIONAL_SKIPPED,
+    assert_no_traceback,
+    literal,
+    summary_json,
+)
 
 QC = ("--pyargs", "segqc.qc_tests")
 REGRESSION_LIMITS = """\
@@ -32,20 +38,6 @@ def run_qc(pytester, predictions, qc, *args, limits=None):
     if limits is not None:
         options += [f"--thresholds={limits}"]
     return pytester.runpytest(*options, *args)
-
-
-def literal(text):
-    """An fnmatch pattern matching ``text`` literally, except for ``*``."""
-    return "".join({"[": "[[]", "]": "[]]"}.get(char, char) for char in text)
-
-
-def summary(pytester):
-    return json.loads((pytester.path / "qc-output" / "summary.json").read_text())
-
-
-def assert_no_traceback(result):
-    text = result.stdout.str() + result.stderr.str()
-    assert "Traceback" not in text and "INTERNALERROR" not in text
 
 
 @pytest.fixture
@@ -80,7 +72,7 @@ def test_update_then_compare_passes_with_no_change(pytester, two_models, thresho
         ["*test_regression_per_image PASSED*", "*segqc regression*",
          f"compared 4 QC images with file {baseline}: no change", "*pooled: f1: no change (1)*"]
     )  # fmt: skip
-    table = summary(pytester)["regression"]
+    table = summary_json(pytester)["regression"]
     assert table["change"] == "no change"
     assert table["aggregate"]["f1"] == {
         "old": 1.0, "new": 1.0, "delta": 0.0, "delta_ci_low": 0.0, "delta_ci_high": 0.0,
@@ -114,7 +106,7 @@ def test_weak_model_against_good_baseline_fails_naming_metrics_and_images(
     )
     assert "img00.tif: f1 dropped" not in result.stdout.str()
     assert_no_traceback(result)
-    table = summary(pytester)["regression"]
+    table = summary_json(pytester)["regression"]
     assert table["change"] == "worse"
     img01 = next(row for row in table["per_image"] if row["name"] == "img01.tif")
     assert img01["metrics"]["f1"]["delta"] == pytest.approx(12 / 16 - 1)
@@ -139,7 +131,7 @@ def test_good_model_against_weak_baseline_passes_as_an_improvement(
          "IMPROVED pooled: f1 improved by 0.08108 (0.9189 → 1)",
          "per image, f1: 2 improved, 2 no change, 0 worse"]
     )  # fmt: skip
-    assert summary(pytester)["regression"]["change"] == "improved"
+    assert summary_json(pytester)["regression"]["change"] == "improved"
 
 
 @pytest.mark.parametrize(
@@ -196,7 +188,7 @@ def test_different_qc_data_is_a_usage_error_unless_allowed(pytester, make_qc, th
          "WARN not compared (not in the baseline): img09.tif",
          "WARN not compared (content changed since the baseline): img00.tif"]
     )  # fmt: skip
-    table = summary(pytester)["regression"]
+    table = summary_json(pytester)["regression"]
     assert table["compared_images"] == ["img01.tif", "img02.tif"]
 
 
@@ -277,7 +269,7 @@ def test_statistical_gates_name_the_limit_and_the_worst_images(pytester, make_qc
             "thresholds.yaml statistics.worst_images.f1.min)",
         ]
     )
-    statistics = summary(pytester)["statistics"]
+    statistics = summary_json(pytester)["statistics"]
     f1 = statistics["aggregate"]["f1"]
     # pooled f1 = 60 / 70; a replicate without img01 has f1 = 1, so the interval reaches 1
     assert f1["value"] == pytest.approx(60 / 70)
@@ -289,7 +281,7 @@ def test_statistical_gates_name_the_limit_and_the_worst_images(pytester, make_qc
                      ("statistics.worst_images.recall.min", "pass")}  # fmt: skip
 
     run_qc(pytester, qc.predictions, qc, limits=limits)
-    assert summary(pytester)["statistics"] == statistics  # seeded: identical run to run
+    assert summary_json(pytester)["statistics"] == statistics  # seeded: identical run to run
 
 
 def test_baseline_model_runs_in_the_same_session(pytester, make_qc, tiny_model_dir):
@@ -303,7 +295,7 @@ def test_baseline_model_runs_in_the_same_session(pytester, make_qc, tiny_model_d
     assert result.ret == pytest.ExitCode.OK
     predicted = pytester.path / "qc-output" / "baseline-model" / "predictions"
     assert sorted(p.name for p in predicted.iterdir()) == ["img00.tif", "img01.tif"]
-    table = summary(pytester)["regression"]
+    table = summary_json(pytester)["regression"]
     assert table["aggregate"]["tp"]["new"] == 20
     assert table["aggregate"]["f1"]["delta"] >= 0
 
@@ -366,7 +358,7 @@ def test_baseline_model_goes_through_the_make_predictor_hook(pytester, two_model
     result.stdout.fnmatch_lines(
         [f"compared 4 QC images with model {released} (run in this session): improved"]
     )
-    document = summary(pytester)
+    document = summary_json(pytester)
     assert document["predictor"]["kind"] == "test double (model)"
     # the weak labels: 4 of img01's 10 disks and 2 of img03's are missing
     table = document["regression"]

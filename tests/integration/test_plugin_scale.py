@@ -24,7 +24,7 @@ from segqc.pipeline.outcome import ImageOutcome, outcome_from_dict, outcome_to_d
 from segqc.predict.folder import PredictionsFolder
 from segqc.session import ImageFinding
 from segqc.xdist import finding_from_message, finding_to_message
-from tests.helpers import OPTIONAL_SKIPPED
+from tests.helpers import OPTIONAL_SKIPPED, summary_json
 
 QC = ("--pyargs", "segqc.qc_tests")
 
@@ -63,10 +63,6 @@ def fake_model(pytester: pytest.Pytester) -> Path:
     return folder
 
 
-def summary(pytester: pytest.Pytester, output: str = "qc-output") -> dict:
-    return json.loads((pytester.path / output / "summary.json").read_text())
-
-
 def calls(pytester: pytest.Pytester) -> list[str]:
     path = pytester.path / "predict_calls.txt"
     return path.read_text().split() if path.exists() else []
@@ -79,13 +75,13 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
 
     pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert sorted(calls(pytester)) == ["img00.tif", "img01.tif", "img02.tif"]
-    first = summary(pytester)
+    first = summary_json(pytester)
     assert [i["cached"] for i in first["images"]] == [False] * 3
     assert first["predictor"]["cache"] == str(pytester.path / "qc-output" / "cache")
 
     pytester.runpytest(*args).assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert len(calls(pytester)) == 3  # nothing predicted again
-    second = summary(pytester)
+    second = summary_json(pytester)
     assert [i["cached"] for i in second["images"]] == [True] * 3
     assert [i["metrics"] for i in second["images"]] == [i["metrics"] for i in first["images"]]
     assert second["images"][0]["metrics"]["tp"] == 10
@@ -94,7 +90,7 @@ def test_second_run_uses_the_cache_and_no_cache_bypasses_it(pytester, make_qc, f
 
     pytester.runpytest(*args, "--no-cache").assert_outcomes(passed=5, skipped=OPTIONAL_SKIPPED)
     assert len(calls(pytester)) == 6
-    assert [i["cached"] for i in summary(pytester)["images"]] == [False] * 3
+    assert [i["cached"] for i in summary_json(pytester)["images"]] == [False] * 3
 
 
 def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_model):
@@ -108,7 +104,7 @@ def test_changed_prediction_threshold_predicts_again(pytester, make_qc, fake_mod
         passed=2, skipped=2 + OPTIONAL_SKIPPED
     )
     assert len(calls(pytester)) == 4
-    assert [i["cached"] for i in summary(pytester)["images"]] == [False, False]
+    assert [i["cached"] for i in summary_json(pytester)["images"]] == [False, False]
 
 
 def test_cache_folder_from_option_and_ini(pytester, make_qc, fake_model):
@@ -151,7 +147,7 @@ def test_xdist_reports_every_image_exactly_once(pytester, make_qc, worker_path):
         rows = list(csv.DictReader(handle))
     assert [row["image"] for row in rows] == names
     assert [int(row["false negative"]) for row in rows] == list(dropped)
-    document = summary(pytester)
+    document = summary_json(pytester)
     assert document["complete"] is True and document["status"] == "passed"
     assert [i["name"] for i in document["images"]] == names
     assert document["qc"]["n_evaluated"] == len(dropped)
@@ -252,10 +248,10 @@ def test_demo_model_second_run_is_served_by_the_cache(tensorflow_ready, pytester
     args = (*QC, f"--model={DEMO2D}", f"--qc-source={QC2D / 'source'}",
             f"--qc-target={QC2D / 'target'}", "--device", "cpu")  # fmt: skip
     pytester.runpytest(*args)
-    first = summary(pytester)
+    first = summary_json(pytester)
     assert first["images"] and not any(i["cached"] for i in first["images"])
     pytester.runpytest(*args)
-    second = summary(pytester)
+    second = summary_json(pytester)
     assert all(i["cached"] for i in second["images"])
     assert [i["metrics"] for i in second["images"]] == [i["metrics"] for i in first["images"]]
     assert [i["n_tiles"] for i in second["images"]] == [i["n_tiles"] for i in first["images"]]
@@ -317,7 +313,7 @@ def test_xdist_summary_equals_a_run_without_xdist(pytester, make_qc, fake_model,
 
     with_xdist = pytester.runpytest(*args, "-n", "2", "--qc-output", "out-n2")
     assert sorted(set(calls(pytester))) == [f"img{i:02d}.tif" for i in range(n_images)]
-    first = summary(pytester, "out-n2")
+    first = summary_json(pytester, "out-n2")
     assert first["complete"] is True
     assert first["predictor"]["device"] == "CPU (fake)"  # only the workers load the model
     html = (pytester.path / "out-n2" / "report.html").read_text(encoding="utf-8")
@@ -332,7 +328,7 @@ def test_xdist_summary_equals_a_run_without_xdist(pytester, make_qc, fake_model,
     # comparison and the subgroups run on the controller and must come out the same.
     without = pytester.runpytest(*args, "-n", "0", "--qc-output", "out-n2")
     assert without.ret == with_xdist.ret
-    second = summary(pytester, "out-n2")
+    second = summary_json(pytester, "out-n2")
     assert [i["cached"] for i in second["images"]] == [True] * n_images
     assert second["predictor"]["device"] is None
     assert comparable(second, "device") == comparable(first, "device")
